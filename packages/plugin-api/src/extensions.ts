@@ -71,7 +71,10 @@ export type SessionChange =
   | { readonly op: 'unsubscribe'; readonly clientId: string; readonly rawFilter: string }
   | { readonly op: 'offline'; readonly clientId: string; readonly at: number; readonly expiryInterval: number }
   | { readonly op: 'enqueue'; readonly clientId: string; readonly delivery: DeliverySnapshot }
-  | { readonly op: 'inflight'; readonly clientId: string; readonly delivery: InflightSnapshot }
+  /** The oldest queued delivery left the queue without going inflight (sent at QoS 0, evicted or expired). */
+  | { readonly op: 'dequeue'; readonly clientId: string }
+  /** A delivery was sent: it leaves the front of the queue if it came from there, and waits for its ack. */
+  | { readonly op: 'inflight'; readonly clientId: string; readonly delivery: InflightSnapshot; readonly fromQueue: boolean }
   | { readonly op: 'complete'; readonly clientId: string; readonly packetId: number }
   | { readonly op: 'awaitRel'; readonly clientId: string; readonly packetId: number; readonly pending: boolean };
 

@@ -65,6 +65,11 @@ export interface SubscribeAclResult {
   qos?: QoS;
   /** SUBACK reason code for a denial (default 0x87 Not Authorized, v3 0x80). */
   reasonCode?: number;
+  /**
+   * For a granted filter that overlaps denied topics (`#` beside a deny on `secret/#`): the kernel
+   * delivers a matching message — retained ones included — only when this returns true for its topic.
+   */
+  deliverIf?: (topic: string) => boolean;
 }
 
 export interface PublishAclResult {

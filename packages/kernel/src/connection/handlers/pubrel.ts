@@ -1,0 +1,15 @@
+/** PUBREL for an inbound QoS 2 message: release the packet id and answer PUBCOMP [MQTT-4.3.3-11]. */
+import { ReasonCode } from '@rmqtt-ts/plugin-api';
+import type { AckPacket } from '../../codec/packets.js';
+import type { Connection } from '../connection.js';
+
+export function handlePubrel(conn: Connection, p: AckPacket): void {
+  const s = conn.session!;
+  if (s.awaitingRel.delete(p.packetId)) {
+    conn.kernel.metrics.gauges.in_inflights.dec();
+    if (s.persistent) conn.kernel.journal.record({ op: 'awaitRel', clientId: s.clientId, packetId: p.packetId, pending: false });
+    conn.sendAck(7, p.packetId, ReasonCode.Success);
+  } else {
+    conn.sendAck(7, p.packetId, ReasonCode.PacketIdentifierNotFound);
+  }
+}

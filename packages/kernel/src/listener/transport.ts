@@ -1,0 +1,203 @@
+/**
+ * A connection's byte stream, whatever carries it (TCP, TLS, WebSocket). Writes made in one tick go out
+ * together on the next (cork/uncork, or one WebSocket frame), so a burst of deliveries costs one
+ * syscall per connection, not one per packet.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { SocketAddress } from '@rmqtt-ts/plugin-api';
+import type { WebSocket } from 'ws';
+
+export interface TransportEvents {
+  onData(chunk: Buffer): void;
+  onClose(hadError: boolean): void;
+  onDrain(): void;
+}
+
+export interface Transport {
+  readonly kind: 'tcp' | 'tls' | 'ws' | 'wss';
+  readonly remote: SocketAddress;
+  readonly local: SocketAddress;
+  /** Common name of a verified client certificate (mutual TLS). */
+  readonly certCommonName: string | undefined;
+  /** Bytes accepted by write() and not yet handed to the OS. */
+  readonly writableLength: number;
+  bind(events: TransportEvents): void;
+  write(buf: Buffer): void;
+  pause(): void;
+  resume(): void;
+  /** Flush what was written, then close. */
+  end(): void;
+  /** Close at once. */
+  destroy(): void;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`, so ACL rules and placeholders see one form. */
+export function normalizeIp(ip: string | undefined): string {
+  if (ip === undefined) return '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+function certCn(socket: Socket): string | undefined {
+  const tls = socket as TLSSocket;
+  if (typeof tls.getPeerCertificate !== 'function' || !tls.authorized) return undefined;
+  const cert = tls.getPeerCertificate();
+  const cn = cert?.subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn || undefined;
+}
+
+export class SocketTransport implements Transport {
+  readonly kind: 'tcp' | 'tls';
+  readonly remote: SocketAddress;
+  readonly local: SocketAddress;
+  readonly certCommonName: string | undefined;
+  readonly #socket: Socket;
+  #corked = false;
+  #ending = false;
+
+  constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: SocketAddress) {
+    this.#socket = socket;
+    this.kind = kind;
+    this.remote = remote ?? { ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    this.local = { ip: normalizeIp(socket.localAddress), port: socket.localPort ?? 0 };
+    this.certCommonName = kind === 'tls' ? certCn(socket) : undefined;
+  }
+
+  get writableLength(): number {
+    return this.#socket.writableLength;
+  }
+
+  bind(events: TransportEvents): void {
+    const s = this.#socket;
+    s.on('data', events.onData);
+    s.on('drain', events.onDrain);
+    s.on('close', events.onClose);
+    // errors (ECONNRESET, EPIPE, ...) are followed by 'close'; the connection handles that
+    s.on('error', noop);
+  }
+
+  write(buf: Buffer): void {
+    const s = this.#socket;
+    if (s.destroyed || this.#ending) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      s.cork();
+      process.nextTick(this.#uncork);
+    }
+    s.write(buf);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  end(): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    const s = this.#socket;
+    if (this.#corked) {
+      this.#corked = false;
+      s.uncork();
+    }
+    s.end();
+    // a peer that never closes its side must not hold the socket forever
+    setTimeout(() => s.destroy(), 2000).unref();
+  }
+
+  destroy(): void {
+    this.#ending = true;
+    this.#socket.destroy();
+  }
+}
+
+export class WsTransport implements Transport {
+  readonly kind: 'ws' | 'wss';
+  readonly remote: SocketAddress;
+  readonly local: SocketAddress;
+  readonly certCommonName: string | undefined;
+  readonly #ws: WebSocket;
+  readonly #socket: Socket;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #scheduled = false;
+  #ending = false;
+
+  constructor(ws: WebSocket, socket: Socket, kind: 'ws' | 'wss') {
+    this.#ws = ws;
+    this.#socket = socket;
+    this.kind = kind;
+    this.remote = { ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    this.local = { ip: normalizeIp(socket.localAddress), port: socket.localPort ?? 0 };
+    this.certCommonName = kind === 'wss' ? certCn(socket) : undefined;
+  }
+
+  get writableLength(): number {
+    return this.#ws.bufferedAmount + this.#pendingBytes + this.#socket.writableLength;
+  }
+
+  bind(events: TransportEvents): void {
+    this.#ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      // MQTT over WebSocket is binary frames [MQTT-6.0.0-1]; a text frame ends the connection
+      if (!isBinary) {
+        this.destroy();
+        return;
+      }
+      events.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    });
+    this.#ws.on('close', () => events.onClose(false));
+    this.#ws.on('error', noop);
+    this.#socket.on('drain', events.onDrain);
+  }
+
+  write(buf: Buffer): void {
+    if (this.#ending) return;
+    this.#pending.push(buf);
+    this.#pendingBytes += buf.length;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const parts = this.#pending;
+    if (parts.length === 0) return;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (this.#ws.readyState !== 1) return;
+    this.#ws.send(parts.length === 1 ? parts[0]! : Buffer.concat(parts), { binary: true });
+  };
+
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  end(): void {
+    if (this.#ending) return;
+    this.#flush();
+    this.#ending = true;
+    this.#ws.close(1000);
+    setTimeout(() => this.#ws.terminate(), 2000).unref();
+  }
+
+  destroy(): void {
+    this.#ending = true;
+    this.#ws.terminate();
+  }
+}
+
+function noop(): void {}

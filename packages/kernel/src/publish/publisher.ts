@@ -1,0 +1,319 @@
+/**
+ * The publish pipeline: (topic alias and `$delayed/` already resolved by the caller) → publish ACL →
+ * message.publish (transform) → retain → route locally → forward to the cluster. Nothing after a
+ * rejection sees the message. Also the per-delivery bookkeeping (delivered / acked / dropped) and what
+ * a new subscription receives (retained and stored messages).
+ */
+import {
+  ReasonCode,
+  type AdminPublish,
+  type ClientInfo,
+  type DropReason,
+  type Message,
+  type MessageFrom,
+  type MessageOrigin,
+  type PublishAclResult,
+  type QoS,
+  type WillInfo,
+} from '@rmqtt-ts/plugin-api';
+import type { Kernel } from '../kernel.js';
+import { C, type CounterName } from '../metrics/metrics.js';
+import type { Session, SessionSubscription } from '../session/session.js';
+import type { KernelRoute } from '../session/subscriptions.js';
+import { Dispatcher } from './dispatch.js';
+
+export interface PublishOutcome {
+  /** false: refused by the ACL. */
+  readonly allowed: boolean;
+  /** Sessions on this node that got it (0 → v5 PUBACK may say 0x10). */
+  readonly matched: number;
+  readonly reasonCode: number;
+  readonly disconnect: boolean;
+}
+
+const DENY: PublishAclResult = Object.freeze({ allow: false });
+const ORIGINS: readonly MessageOrigin[] = ['custom', 'admin', 'system', 'lastwill', 'bridge', 'retain'];
+
+function counterIndex(prefix: string, origin: MessageOrigin): number {
+  const name = `${prefix}.${origin}`;
+  return Object.hasOwn(C, name) ? C[name as CounterName] : -1;
+}
+
+export class Publisher {
+  readonly #k: Kernel;
+  readonly #dispatcher: Dispatcher;
+  #delayed = 0;
+  readonly #deliveredIdx: Record<string, number> = {};
+  readonly #ackedIdx: Record<string, number> = {};
+  readonly #publishIdx: Record<string, number> = {};
+  readonly #nonsubIdx: Record<string, number> = {};
+
+  constructor(kernel: Kernel) {
+    this.#k = kernel;
+    this.#dispatcher = new Dispatcher(kernel);
+    for (const o of ORIGINS) {
+      this.#deliveredIdx[o] = counterIndex('messages.delivered', o);
+      this.#ackedIdx[o] = counterIndex('messages.acked', o);
+      this.#publishIdx[o] = counterIndex('messages.publish', o);
+      this.#nonsubIdx[o] = counterIndex('messages.nonsubscribed', o);
+    }
+  }
+
+  /**
+   * A message through the pipeline. `delaySeconds` > 0 routes it later (`$delayed/`); the ACL and the
+   * transform run now, on the resolved topic.
+   */
+  publish(msg: Message, client: ClientInfo | undefined, superuser: boolean, delaySeconds = 0): PublishOutcome | Promise<PublishOutcome> {
+    const k = this.#k;
+    if (!superuser && k.hooks.has('message.publishCheckAcl')) {
+      k.metrics.counters[C['client.publish.check.acl']]!++;
+      const r = k.hooks.decide('message.publishCheckAcl', { client, message: msg }, undefined, DENY);
+      if (r instanceof Promise) return r.then((acl) => this.#afterAcl(msg, client, acl, delaySeconds));
+      return this.#afterAcl(msg, client, r, delaySeconds);
+    }
+    return this.#afterAcl(msg, client, undefined, delaySeconds);
+  }
+
+  #afterAcl(msg: Message, client: ClientInfo | undefined, acl: PublishAclResult | undefined, delay: number): PublishOutcome | Promise<PublishOutcome> {
+    if (acl !== undefined && !acl.allow) {
+      this.#k.metrics.counters[C['client.publish.auth.error']]!++;
+      return { allowed: false, matched: 0, reasonCode: acl.reasonCode ?? ReasonCode.NotAuthorized, disconnect: acl.disconnect === true };
+    }
+    const hooks = this.#k.hooks;
+    if (hooks.has('message.publish')) {
+      const t = hooks.transform('message.publish', msg, { client });
+      if (t instanceof Promise) return t.then((m) => this.#accepted(m, delay));
+      return this.#accepted(t, delay);
+    }
+    return this.#accepted(msg, delay);
+  }
+
+  #accepted(msg: Message | null, delay: number): PublishOutcome | Promise<PublishOutcome> {
+    if (msg === null) return { allowed: true, matched: 0, reasonCode: ReasonCode.Success, disconnect: false };
+    const k = this.#k;
+    k.metrics.counters[C['messages.publish']]!++;
+    const pi = this.#publishIdx[msg.from.type]!;
+    if (pi >= 0) k.metrics.counters[pi]!++;
+    if (delay > 0) return this.#schedule(msg, delay);
+    return this.#route(msg);
+  }
+
+  #route(msg: Message): PublishOutcome | Promise<PublishOutcome> {
+    const k = this.#k;
+    const store = k.ext.retainStore;
+    if (msg.retain && store !== null) {
+      // an empty payload deletes the retained message of the topic [MQTT-3.3.1-6, -7]
+      const r = msg.payload.length === 0 ? store.delete(msg.topic) : store.set(msg);
+      if (r instanceof Promise) return r.then(() => this.#deliver(msg), (err: unknown) => {
+        k.logger.error({ err, topic: msg.topic }, 'retain store failed');
+        return this.#deliver(msg);
+      });
+    }
+    return this.#deliver(msg);
+  }
+
+  #deliver(msg: Message): PublishOutcome {
+    const k = this.#k;
+    const matched = this.#dispatcher.dispatch(msg, Date.now());
+    if (matched === 0) {
+      k.metrics.counters[C['messages.nonsubscribed']]!++;
+      const ni = this.#nonsubIdx[msg.from.type]!;
+      if (ni >= 0) k.metrics.counters[ni]!++;
+      if (k.hooks.has('message.nonsubscribed')) k.hooks.observe('message.nonsubscribed', { message: msg });
+    }
+    const ms = k.ext.messageStore;
+    if (ms !== null) void Promise.resolve(ms.store(msg)).catch((err: unknown) => k.logger.error({ err }, 'message store failed'));
+    void Promise.resolve(k.ext.cluster.forward(msg)).catch((err: unknown) => k.logger.error({ err }, 'cluster forward failed'));
+    return { allowed: true, matched, reasonCode: matched === 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, disconnect: false };
+  }
+
+  /** `$delayed/{s}/topic`: route after the delay; over mqtt.delayed_publish_max, now or never by config. */
+  #schedule(msg: Message, delay: number): PublishOutcome | Promise<PublishOutcome> {
+    const k = this.#k;
+    const mq = k.config.mqtt;
+    if (this.#delayed >= mq.delayedPublishMax) {
+      if (mq.delayedPublishImmediate) return this.#route(msg);
+      this.dropped(undefined, msg, 'delayed_limit');
+      return { allowed: true, matched: 0, reasonCode: ReasonCode.Success, disconnect: false };
+    }
+    this.#delayed++;
+    k.metrics.gauges.delayed_publishs.inc();
+    k.scheduler.at(Date.now() + delay * 1000, () => {
+      this.#delayed--;
+      k.metrics.gauges.delayed_publishs.dec();
+      if (msg.expiresAt !== 0 && msg.expiresAt <= Date.now()) {
+        this.dropped(undefined, msg, 'expired');
+        return;
+      }
+      const r = this.#route(msg);
+      if (r instanceof Promise) void r.catch((err: unknown) => k.logger.error({ err }, 'delayed publish failed'));
+    });
+    return { allowed: true, matched: 0, reasonCode: ReasonCode.Success, disconnect: false };
+  }
+
+  /** A message forwarded by another node: local delivery only. */
+  deliverForwarded(msg: Message): void {
+    this.#dispatcher.dispatch(msg, Date.now());
+  }
+
+  /** A will goes through the same pipeline, under its client's ACL; a denied will is not published. */
+  publishWill(client: ClientInfo, will: WillInfo): void {
+    const k = this.#k;
+    const msg = this.createMessage({
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain && k.ext.retainStore !== null,
+      properties: will.properties,
+      protoVer: client.connectInfo.protoVer,
+      listenerExpiryS: undefined,
+      from: { type: 'lastwill', clientId: client.clientId, username: client.username, ip: client.connectInfo.remoteAddr.ip },
+    });
+    const r = this.publish(msg, client, client.superuser);
+    if (r instanceof Promise) void r.catch((err: unknown) => k.logger.error({ err, clientId: client.clientId }, 'will publish failed'));
+  }
+
+  /** Publish from the control API (HTTP). With a client id, that client's publish ACL applies. */
+  async publishAdmin(input: AdminPublish, client: ClientInfo | undefined, superuser: boolean): Promise<PublishOutcome> {
+    const msg = this.createMessage({
+      topic: input.topic,
+      payload: input.payload,
+      qos: input.qos ?? 0,
+      retain: (input.retain ?? false) && this.#k.ext.retainStore !== null,
+      properties: input.properties ?? {},
+      protoVer: undefined,
+      listenerExpiryS: input.expirySeconds,
+      from: { type: 'admin', clientId: input.clientId ?? 'system', username: client?.username, ip: undefined },
+    });
+    return this.publish(msg, client, superuser);
+  }
+
+  /**
+   * Make a message. Expiry: a v5 Message Expiry Interval counts from now; otherwise messages of MQTT 3.x
+   * clients, the API and the system get the listener's message_expiry_interval (kept inside the broker,
+   * never written out); a v5 message without the property never expires.
+   */
+  createMessage(input: {
+    topic: string;
+    payload: Buffer;
+    qos: QoS;
+    retain: boolean;
+    properties: Message['properties'];
+    protoVer: number | undefined;
+    /** Default expiry for messages without the property (seconds; undefined = the first listener's). */
+    listenerExpiryS: number | undefined;
+    from: Omit<MessageFrom, 'node'>;
+  }): Message {
+    const now = Date.now();
+    const p = input.properties;
+    let expiresAt = 0;
+    if (p.messageExpiryInterval !== undefined) {
+      expiresAt = now + p.messageExpiryInterval * 1000;
+    } else if (input.protoVer !== 5) {
+      const s = input.listenerExpiryS ?? this.#k.config.listeners[0]?.messageExpiryIntervalS ?? 0;
+      if (s > 0) expiresAt = now + s * 1000;
+    }
+    return {
+      id: this.#k.nextMessageId(),
+      topic: input.topic,
+      payload: input.payload,
+      qos: input.qos,
+      retain: input.retain,
+      properties: p,
+      from: { ...input.from, node: this.#k.nodeId },
+      createdAt: now,
+      expiresAt,
+    };
+  }
+
+  // ---- per-delivery bookkeeping (synchronous: these run once per subscriber) ----
+
+  delivered(s: Session, msg: Message, qos: QoS): void {
+    const k = this.#k;
+    k.metrics.counters[C['messages.delivered']]!++;
+    const i = this.#deliveredIdx[msg.from.type]!;
+    if (i >= 0) k.metrics.counters[i]!++;
+    if (k.hooks.has('message.delivered')) k.hooks.observe('message.delivered', { client: s.info, message: msg, qos });
+  }
+
+  acked(s: Session, msg: Message): void {
+    const k = this.#k;
+    k.metrics.counters[C['messages.acked']]!++;
+    const i = this.#ackedIdx[msg.from.type]!;
+    if (i >= 0) k.metrics.counters[i]!++;
+    if (k.hooks.has('message.acked')) k.hooks.observe('message.acked', { client: s.info, message: msg });
+  }
+
+  dropped(clientId: string | undefined, msg: Message, reason: DropReason): void {
+    const k = this.#k;
+    k.metrics.counters[C['messages.dropped']]!++;
+    const name = `messages.dropped.${reason}`;
+    if (Object.hasOwn(C, name)) k.metrics.counters[C[name as CounterName]]!++;
+    if (k.hooks.has('message.dropped')) k.hooks.observe('message.dropped', { clientId, message: msg, reason });
+  }
+
+  // ---- what a new subscription receives ----
+
+  /**
+   * Retained messages for a subscription, sent after the SUBACK with RETAIN=1 [MQTT-3.3.1-9] and the
+   * subscription's identifier; they pass the subscription's ACL filter too.
+   */
+  sendRetained(s: Session, sub: SessionSubscription): void | Promise<void> {
+    const k = this.#k;
+    const store = k.ext.retainStore;
+    if (store === null) return;
+    let found: Message[] | Promise<Message[]>;
+    try {
+      found = store.match(sub.filter);
+    } catch (err) {
+      k.logger.error({ err, filter: sub.filter }, 'retain store match failed');
+      return;
+    }
+    if (found instanceof Promise) {
+      return found.then(
+        (msgs) => this.#sendRetained(s, sub, msgs),
+        (err: unknown) => k.logger.error({ err, filter: sub.filter }, 'retain store match failed'),
+      );
+    }
+    this.#sendRetained(s, sub, found);
+  }
+
+  #sendRetained(s: Session, sub: SessionSubscription, msgs: readonly Message[]): void {
+    const k = this.#k;
+    const route = sub.route as KernelRoute;
+    const o = sub.options;
+    const sid = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
+    const now = Date.now();
+    for (const m of msgs) {
+      if (s.terminated) return;
+      if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
+      k.metrics.counters[C['messages.delivered.retain']]!++;
+      s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, true, sid, null, now);
+    }
+  }
+
+  /** Stored messages (message storage) for a new subscription, never twice to one session. */
+  async replayStored(s: Session, sub: SessionSubscription): Promise<void> {
+    const k = this.#k;
+    const ms = k.ext.messageStore;
+    if (ms === null) return;
+    try {
+      const now = Date.now();
+      const msgs = await ms.match(sub.filter, now);
+      const route = sub.route as KernelRoute;
+      const o = sub.options;
+      const sid = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
+      const sent: number[] = [];
+      for (const m of msgs) {
+        if (s.terminated) return;
+        if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
+        if (await ms.delivered(s.clientId, m.id)) continue;
+        s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, o.retainAsPublished && m.retain, sid, null, now);
+        sent.push(m.id);
+      }
+      if (sent.length > 0) await ms.markDelivered(s.clientId, sent);
+    } catch (err) {
+      k.logger.error({ err, filter: sub.filter }, 'message store replay failed');
+    }
+  }
+}

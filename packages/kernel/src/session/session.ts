@@ -1,0 +1,122 @@
+/**
+ * A session: what outlives a connection (subscriptions, queued and inflight messages, inbound QoS 2
+ * state, the pending will) and the client identity plugins see.
+ */
+import type {
+  ClientInfo,
+  ConnectInfo,
+  DeadlineHandle,
+  RouteEntry,
+  SessionSnapshot,
+  SubscriptionOptions,
+  WillInfo,
+} from '@rmqtt-ts/plugin-api';
+import type { ListenerConfig } from '../config/index.js';
+import type { Connection } from '../connection/connection.js';
+import { Outbound } from '../delivery/outbound.js';
+import type { Kernel } from '../kernel.js';
+
+export class SessionSubscription {
+  constructor(
+    /** As the client sent it, special prefixes included. */
+    readonly rawFilter: string,
+    readonly route: RouteEntry,
+    /** From the ACL: deliver only topics for which this holds. */
+    readonly deliverIf: ((topic: string) => boolean) | undefined,
+  ) {}
+  get filter(): string {
+    return this.route.filter;
+  }
+  get options(): SubscriptionOptions {
+    return this.route.options;
+  }
+}
+
+/** The ClientInfo view of a session handed to hooks; reads the live session. */
+class SessionClientInfo implements ClientInfo {
+  readonly #s: Session;
+  constructor(s: Session) {
+    this.#s = s;
+  }
+  get clientId(): string {
+    return this.#s.clientId;
+  }
+  get username(): string | undefined {
+    return this.#s.connectInfo.username;
+  }
+  get connectInfo(): ConnectInfo {
+    return this.#s.connectInfo;
+  }
+  get superuser(): boolean {
+    return this.#s.superuser;
+  }
+  get connected(): boolean {
+    return this.#s.conn !== null;
+  }
+  get connectedAt(): number {
+    return this.#s.connectedAt;
+  }
+  get attributes(): ReadonlyMap<string, unknown> {
+    return this.#s.attributes;
+  }
+}
+
+export class Session {
+  readonly clientId: string;
+  readonly createdAt: number;
+  readonly info: ClientInfo;
+  readonly out: Outbound;
+  connectInfo: ConnectInfo;
+  listener: ListenerConfig;
+  superuser = false;
+  attributes = new Map<string, unknown>();
+  conn: Connection | null = null;
+  connectedAt = 0;
+  /** Session Expiry Interval in force, seconds (NEVER_EXPIRES = never). */
+  expiryInterval: number;
+  readonly subscriptions = new Map<string, SessionSubscription>();
+  /** Inbound QoS 2 packet ids answered with PUBREC, waiting for PUBREL [MQTT-4.3.3-10]. */
+  readonly awaitingRel = new Set<number>();
+  disconnectedAt: number | undefined;
+  disconnectReason: string | undefined;
+  expiryDeadline: DeadlineHandle | undefined;
+  /** A will waiting for its delay (or the session end) after an abnormal disconnect. */
+  pendingWill: WillInfo | undefined;
+  willDeadline: DeadlineHandle | undefined;
+  terminated = false;
+  /** Scratch for merging overlapping subscriptions while one message is routed (see publish/dispatch). */
+  routeMark = 0;
+  routeQos: 0 | 1 | 2 = 0;
+  routeRetain = false;
+  routeSubIds: number[] | undefined = undefined;
+
+  constructor(kernel: Kernel, connectInfo: ConnectInfo, listener: ListenerConfig, expiryInterval: number, now: number) {
+    this.clientId = connectInfo.clientId;
+    this.connectInfo = connectInfo;
+    this.listener = listener;
+    this.expiryInterval = expiryInterval;
+    this.createdAt = now;
+    this.info = new SessionClientInfo(this);
+    this.out = new Outbound(this, kernel);
+  }
+
+  /** Persistent: state is kept after disconnect (and written to the SessionStore). */
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+
+  snapshot(node: number): SessionSnapshot {
+    return {
+      clientId: this.clientId,
+      node,
+      connectInfo: this.connectInfo,
+      createdAt: this.createdAt,
+      disconnectedAt: this.disconnectedAt,
+      expiryInterval: this.expiryInterval,
+      subscriptions: [...this.subscriptions.values()].map((s) => ({ rawFilter: s.rawFilter, options: s.options })),
+      inflight: this.out.inflightSnapshot(),
+      queued: this.out.queueSnapshot(),
+      awaitingRel: [...this.awaitingRel],
+    };
+  }
+}

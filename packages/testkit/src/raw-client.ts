@@ -1,0 +1,165 @@
+/**
+ * An awaitable raw-packet client: write packets (or any bytes) and await what the broker sends back,
+ * decoded, or the connection's end. For tests where the bytes matter.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { Decoder, encode, type ConnectPacket, type Packet, type ProtocolVersion } from '@rmqtt-ts/kernel';
+
+export interface RawConnectOptions extends Partial<Omit<ConnectPacket, 'type'>> {}
+
+export class RawClient {
+  readonly socket: Socket;
+  readonly decoder = new Decoder({ maxPacketSize: 0 });
+  version: ProtocolVersion;
+  readonly #queue: Packet[] = [];
+  #waiter: ((p: Packet | null) => void) | undefined;
+  #closed = false;
+  #decodeError: Error | undefined;
+  readonly closed: Promise<void>;
+
+  private constructor(socket: Socket, version: ProtocolVersion) {
+    this.socket = socket;
+    this.version = version;
+    this.decoder.protocolVersion = version;
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk);
+      try {
+        for (let p = this.decoder.next(); p !== null; p = this.decoder.next()) this.#deliver(p);
+      } catch (err) {
+        this.#decodeError = err as Error;
+        socket.destroy();
+      }
+    });
+    socket.on('close', () => {
+      this.#closed = true;
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w?.(null);
+    });
+    socket.on('error', () => undefined);
+  }
+
+  /** Open a TCP connection (nothing sent yet). */
+  static open(port: number, options: { version?: ProtocolVersion; host?: string; localAddress?: string } = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
+      socket.once('connect', () => resolve(new RawClient(socket, options.version ?? 4)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Open and CONNECT; resolves with the CONNACK. */
+  static async connect(port: number, connect: RawConnectOptions = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
+    const version = connect.protocolVersion ?? 4;
+    const client = await RawClient.open(port, { version });
+    client.send(RawClient.connectPacket(connect));
+    const connack = await client.expect(2);
+    return { client, connack };
+  }
+
+  static connectPacket(o: RawConnectOptions = {}): ConnectPacket {
+    const version = o.protocolVersion ?? 4;
+    return {
+      type: 1,
+      protocolName: o.protocolName ?? (version === 3 ? 'MQIsdp' : 'MQTT'),
+      protocolVersion: version,
+      cleanStart: o.cleanStart ?? true,
+      keepalive: o.keepalive ?? 60,
+      clientId: o.clientId ?? `raw-${Math.random().toString(16).slice(2, 10)}`,
+      will: o.will ?? null,
+      username: o.username,
+      password: o.password,
+      properties: o.properties ?? {},
+    };
+  }
+
+  #deliver(p: Packet): void {
+    const w = this.#waiter;
+    if (w !== undefined) {
+      this.#waiter = undefined;
+      w(p);
+    } else {
+      this.#queue.push(p);
+    }
+  }
+
+  /** Write a packet (encoded for this client's version) or raw bytes. */
+  send(packet: Packet | Buffer | number[]): void {
+    const bytes = Buffer.isBuffer(packet) ? packet : Array.isArray(packet) ? Buffer.from(packet) : encode(packet, this.version);
+    this.socket.write(bytes);
+  }
+
+  /** The next packet from the broker, or null if the connection closes first. */
+  next(timeoutMs = 2000): Promise<Packet | null> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    if (this.#closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiter = undefined;
+        reject(new Error(`no packet within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiter = (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+    });
+  }
+
+  /** The next packet, which must be of the given type. */
+  async expect<T extends Packet['type']>(type: T, timeoutMs = 2000): Promise<Extract<Packet, { type: T }>> {
+    const p = await this.next(timeoutMs);
+    if (p === null) throw new Error(`connection closed while waiting for packet type ${type}${this.#decodeError ? `: ${this.#decodeError.message}` : ''}`);
+    if (p.type !== type) throw new Error(`expected packet type ${type}, got ${p.type}: ${JSON.stringify(p, bufferReplacer)}`);
+    return p as Extract<Packet, { type: T }>;
+  }
+
+  /** Resolves true if nothing arrives within the time (and the connection stays open). */
+  async expectSilence(ms = 300): Promise<boolean> {
+    try {
+      const p = await this.next(ms);
+      if (p === null) throw new Error('connection closed');
+      throw new Error(`expected no packet, got type ${p.type}: ${JSON.stringify(p, bufferReplacer)}`);
+    } catch (err) {
+      if ((err as Error).message.startsWith('no packet within')) return true;
+      throw err;
+    }
+  }
+
+  /** Wait until the broker closes the connection; resolves with the packets it sent before. */
+  async expectClose(timeoutMs = 3000): Promise<Packet[]> {
+    const got: Packet[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms; got ${JSON.stringify(got, bufferReplacer)}`);
+      const p = await this.next(left).catch(() => undefined);
+      if (p === null) return got;
+      if (p !== undefined) got.push(p);
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Close abruptly (no DISCONNECT). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** DISCONNECT then close. */
+  async disconnect(reasonCode = 0): Promise<void> {
+    if (!this.#closed) {
+      this.send({ type: 14, reasonCode, properties: {} });
+      this.socket.end();
+    }
+    await this.closed;
+  }
+}
+
+function bufferReplacer(_k: string, v: unknown): unknown {
+  if (v !== null && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return `<Buffer ${Buffer.from((v as { data: number[] }).data).toString('hex')}>`;
+  return v;
+}
