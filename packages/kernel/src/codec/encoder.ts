@@ -25,7 +25,8 @@ import { varintLength, writeVarint } from './varint.js';
  * acks and DISCONNECT, UNSUBACK codes) are left out; CONNACK and SUBACK codes are written as given.
  * Properties a packet type may not carry (MQTT 5.0 table 2-4) are left out too. Throws RangeError for
  * values the wire format cannot hold (a string over 65535 bytes, a packet over 256 MB) and for AUTH
- * before MQTT 5.
+ * before MQTT 5. A CONNECT carries `packet.protocolName` as given and `version` as its level, so a test
+ * client can also write combinations a broker must refuse.
  */
 export function encode(packet: Packet, version: ProtocolVersion): Buffer {
   switch (packet.type) {

@@ -1,6 +1,6 @@
 import { DecodeError, DecodeReason, malformed, protocolError } from './decode-error.js';
 import { PacketType } from './packets.js';
-import type { AuthPacket, ConnackPacket, ConnectPacket, DisconnectPacket, ProtocolVersion, QoS, Will } from './packets.js';
+import type { AuthPacket, ConnackPacket, ConnectPacket, DisconnectPacket, Properties, ProtocolVersion, QoS, Will } from './packets.js';
 import { hasWildcard, readProperties, WILL_PROPERTIES } from './properties.js';
 import type { Reader } from './reader.js';
 
@@ -95,7 +95,7 @@ export function parseConnack(reader: Reader, version: number): ConnackPacket {
  */
 export function parseDisconnect(reader: Reader, version: number): DisconnectPacket {
   let reasonCode = 0;
-  let properties = {};
+  let properties: Properties = {};
   if (version === 5 && reader.remaining > 0) {
     reasonCode = reader.u8('reason code');
     if (reader.remaining > 0) properties = readProperties(reader, PacketType.DISCONNECT, false);
@@ -107,7 +107,7 @@ export function parseDisconnect(reader: Reader, version: number): DisconnectPack
 /** AUTH exists only in MQTT 5; the decoder rejects it for other levels before getting here. */
 export function parseAuth(reader: Reader): AuthPacket {
   let reasonCode = 0;
-  let properties = {};
+  let properties: Properties = {};
   if (reader.remaining > 0) {
     reasonCode = reader.u8('reason code');
     if (reader.remaining > 0) properties = readProperties(reader, PacketType.AUTH, false);

@@ -254,12 +254,6 @@ export function propertiesLength(properties: Properties | undefined, context: Pr
   return length;
 }
 
-/** Property Length varint plus the list: the bytes a packet spends on its properties. */
-export function propertiesBlockLength(properties: Properties | undefined, context: PropertyContext): number {
-  const length = propertiesLength(properties, context);
-  return varintLength(length) + length;
-}
-
 function valueLength(descriptor: PropertyDescriptor, value: unknown): number {
   switch (descriptor.kind) {
     case Kind.Flag:

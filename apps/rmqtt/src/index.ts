@@ -1,0 +1,3 @@
+export { main } from './main.js';
+export { parseArgs, HELP, type CliArgs } from './args.js';
+export { createLogger } from './logger.js';
