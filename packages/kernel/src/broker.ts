@@ -11,7 +11,7 @@ import {
   type BrokerServices,
   type DependencyContainer,
   type Logger,
-  type PluginDefinition,
+  type AnyPluginDefinition,
 } from '@rmqtt-ts/plugin-api';
 import type { BrokerConfig, LoadedConfig } from './config/index.js';
 import { ConnectionRegistry } from './connection/registry.js';
@@ -35,7 +35,7 @@ export interface BrokerOptions {
   config: LoadedConfig | BrokerConfig;
   logger?: Logger;
   /** Plugin definitions known without resolving a package (built in, or given by a test). */
-  plugins?: readonly PluginDefinition[];
+  plugins?: readonly AnyPluginDefinition[];
   /** Base of relative paths and of plugin lookup (`<cwd>/node_modules` first). Default process.cwd(). */
   cwd?: string;
   /** Where plugin packages are looked up after cwd: the broker's own install locations. */
@@ -70,7 +70,7 @@ export class Broker implements Kernel {
   #closing = false;
   #messageId = 0;
   readonly #warnings: readonly string[];
-  readonly #builtins: readonly PluginDefinition[];
+  readonly #builtins: readonly AnyPluginDefinition[];
 
   constructor(options: BrokerOptions) {
     const loaded = isLoaded(options.config) ? options.config : undefined;

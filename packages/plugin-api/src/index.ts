@@ -91,6 +91,7 @@ export {
   type PluginContext,
   type PluginInstance,
   type PluginDefinition,
+  type AnyPluginDefinition,
 } from './plugin.js';
 export { ErrorCodes, RmqttError, isRmqttError, type ErrorCode } from './errors.js';
 export { TOKENS, container, inject, injectable, singleton, type DependencyContainer } from './tokens.js';

@@ -55,6 +55,10 @@ export interface PluginDefinition<C = Record<string, unknown>> {
   create(ctx: PluginContext<C>): MaybePromise<PluginInstance<C>>;
 }
 
+/** A definition whatever its config type (for collections of plugins). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyPluginDefinition = PluginDefinition<any>;
+
 const NAME_RE = /^[a-z0-9][a-z0-9-]*$/;
 
 /** Declare a plugin. Misuse throws a coded error naming the plugin, when the package is loaded. */

@@ -3,7 +3,7 @@
  */
 import { pino } from 'pino';
 import { Broker, loadBrokerConfig, type LoadedConfig } from '@rmqtt-ts/kernel';
-import type { Logger, PluginDefinition } from '@rmqtt-ts/plugin-api';
+import type { Logger, AnyPluginDefinition } from '@rmqtt-ts/plugin-api';
 
 export interface TestBrokerOptions {
   /** Listeners by name (`tcp.external`, `ws.external`, `tls.external`, ...) with their keys (RMQTT names). Default: one tcp.external. */
@@ -11,7 +11,7 @@ export interface TestBrokerOptions {
   /** Any other config as dotted RMQTT keys, e.g. `{ 'mqtt.max_sessions': 10 }`. */
   config?: Record<string, unknown>;
   /** Plugin definitions to register; started when also named in `startups` (default: all given). */
-  plugins?: readonly PluginDefinition[];
+  plugins?: readonly AnyPluginDefinition[];
   /** plugins.default_startups (names or packages). Default: the names of `plugins`. */
   startups?: readonly string[];
   /** A config file to start from (e.g. configs/rmqtt.toml); listeners are still moved to free ports. */

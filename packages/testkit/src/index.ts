@@ -1,4 +1,4 @@
 export { startBroker, testLogger, type TestBroker, type TestBrokerOptions } from './broker.js';
-export { RawClient, type RawConnectOptions } from './raw-client.js';
+export { RawClient, type RawConnectOptions, type PacketOf } from './raw-client.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
 export { describeRetainStore, retainedMessage, type RetainStoreFactory } from './conformance/retain-store.js';

@@ -7,6 +7,10 @@ import { Decoder, encode, type ConnectPacket, type Packet, type ProtocolVersion 
 
 export interface RawConnectOptions extends Partial<Omit<ConnectPacket, 'type'>> {}
 
+type Match<P, T> = P extends { type: infer U } ? (T extends U ? P : never) : never;
+/** The packet shape of a packet type (PUBACK … PUBCOMP share one shape). */
+export type PacketOf<T extends Packet['type']> = Match<Packet, T>;
+
 export class RawClient {
   readonly socket: Socket;
   readonly decoder = new Decoder({ maxPacketSize: 0 });
@@ -50,7 +54,7 @@ export class RawClient {
   }
 
   /** Open and CONNECT; resolves with the CONNACK. */
-  static async connect(port: number, connect: RawConnectOptions = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
+  static async connect(port: number, connect: RawConnectOptions = {}): Promise<{ client: RawClient; connack: PacketOf<2> }> {
     const version = connect.protocolVersion ?? 4;
     const client = await RawClient.open(port, { version });
     client.send(RawClient.connectPacket(connect));
@@ -108,11 +112,11 @@ export class RawClient {
   }
 
   /** The next packet, which must be of the given type. */
-  async expect<T extends Packet['type']>(type: T, timeoutMs = 2000): Promise<Extract<Packet, { type: T }>> {
+  async expect<T extends Packet['type']>(type: T, timeoutMs = 2000): Promise<PacketOf<T>> {
     const p = await this.next(timeoutMs);
     if (p === null) throw new Error(`connection closed while waiting for packet type ${type}${this.#decodeError ? `: ${this.#decodeError.message}` : ''}`);
     if (p.type !== type) throw new Error(`expected packet type ${type}, got ${p.type}: ${JSON.stringify(p, bufferReplacer)}`);
-    return p as Extract<Packet, { type: T }>;
+    return p as PacketOf<T>;
   }
 
   /** Resolves true if nothing arrives within the time (and the connection stays open). */

@@ -129,6 +129,7 @@ export class Connection {
         return;
       }
       if (packet === null) return;
+      if (packet.type === 1) this.#firstChunk = undefined;
       if (this.state === 'handshake' && packet.type !== 1) {
         // [MQTT-3.1.0-1] the first packet must be CONNECT: close without a word
         this.kernel.metrics.counters[C['client.protocol.error']]!++;

@@ -48,7 +48,7 @@ export class Outbound {
    * empty, the socket not backed up, a window slot free), queued otherwise.
    */
   deliver(msg: Message, qos: QoS, retain: boolean, subIds: readonly number[] | undefined, cache: EncodeCache | null, now: number): void {
-    if (msg.expiresAt !== 0 && msg.expiresAt <= now) {
+    if (this.#expired(msg, now)) {
       this.#k.publisher.dropped(this.#session.clientId, msg, 'expired');
       return;
     }
@@ -58,6 +58,14 @@ export class Outbound {
       return;
     }
     this.#enqueue(new QueuedDelivery(msg, qos, retain, subIds));
+  }
+
+  /** Past its expiry, or declared expired by a message.expiryCheck handler. */
+  #expired(msg: Message, now: number): boolean {
+    if (msg.expiresAt !== 0 && msg.expiresAt <= now) return true;
+    const hooks = this.#k.hooks;
+    if (!hooks.has('message.expiryCheck')) return false;
+    return hooks.decide('message.expiryCheck', { clientId: this.#session.clientId, message: msg, now }, undefined) === true;
   }
 
   #enqueue(d: QueuedDelivery): void {
@@ -174,7 +182,7 @@ export class Outbound {
       }
       this.queue.shift();
       this.#k.metrics.gauges.message_queues.dec();
-      if (d.message.expiresAt !== 0 && d.message.expiresAt <= now) {
+      if (this.#expired(d.message, now)) {
         if (s.persistent) this.#k.journal.record({ op: 'dequeue', clientId: s.clientId });
         this.#k.publisher.dropped(s.clientId, d.message, 'expired');
         continue;

@@ -12,6 +12,7 @@ import {
   type ExtensionTypes,
   type Logger,
   type PluginContext,
+  type AnyPluginDefinition,
   type PluginDefinition,
   type PluginInstance,
   type PluginSummary,
@@ -64,7 +65,7 @@ export class PluginManager {
   }
 
   /** Register a plugin definition given directly (built in, or by the test kit). */
-  register(definition: PluginDefinition, meta?: Partial<Omit<ResolvedPlugin, 'definition'>>): void {
+  register(definition: AnyPluginDefinition, meta?: Partial<Omit<ResolvedPlugin, 'definition'>>): void {
     this.#add({
       definition,
       packageName: meta?.packageName ?? `@rmqtt-ts/plugin-${definition.name}`,
