@@ -127,7 +127,9 @@ async function waitForConnections(child: ChildBroker, n: number, timeoutMs: numb
 describe('flood of a paused fan-out, then abrupt disconnects', () => {
   let child: ChildBroker;
   let baseline: number;
-  let duringFlood: GcReport;
+  let duringFlood: GcReport | undefined;
+  /** What went wrong while flooding, kept so each test reports it instead of one beforeAll failure. */
+  let floodError: unknown;
   const clients: RawClient[] = [];
 
   beforeAll(async () => {
@@ -135,42 +137,46 @@ describe('flood of a paused fan-out, then abrupt disconnects', () => {
     await roundTrip(child.port, 'warmup');
     baseline = (await waitForConnections(child, 0, 3000)).heapUsed;
 
-    for (let i = 0; i < SUBSCRIBERS; i += 20) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(20, SUBSCRIBERS - i) }, async (_, j) => {
-          const { client } = await RawClient.connect(child.port, { protocolVersion: 4, clientId: `slow-${i + j}`, keepalive: 0 });
-          client.send({ type: 8, packetId: 1, subscriptions: [{ filter: TOPIC, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-          await client.expect(9);
-          // stop reading: the broker's writes back up in its per-client buffers
-          client.socket.pause();
-          return client;
+    try {
+      for (let i = 0; i < SUBSCRIBERS; i += 20) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(20, SUBSCRIBERS - i) }, async (_, j) => {
+            const { client } = await RawClient.connect(child.port, { protocolVersion: 4, clientId: `slow-${i + j}`, keepalive: 0 });
+            client.send({ type: 8, packetId: 1, subscriptions: [{ filter: TOPIC, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
+            await client.expect(9);
+            // stop reading: the broker's writes back up in its per-client buffers
+            client.socket.pause();
+            return client;
+          }),
+        );
+        clients.push(...batch);
+      }
+
+      const publishers = await Promise.all(
+        Array.from({ length: PUBLISHERS }, async (_, i) => (await RawClient.connect(child.port, { protocolVersion: 4, clientId: `flooder-${i}`, keepalive: 0 })).client),
+      );
+      clients.push(...publishers);
+      await Promise.all(
+        publishers.map(async (p) => {
+          const bytes = publishBytes(MESSAGES_PER_PUBLISHER);
+          const CHUNK = 64 * 1024;
+          for (let off = 0; off < bytes.length; off += CHUNK) {
+            if (!p.socket.write(bytes.subarray(off, off + CHUNK))) await drained(p);
+          }
+          // packets are handled in order: the PINGRESP means every PUBLISH before it was routed
+          p.send({ type: 12 });
+          await p.expect(13, 30_000);
         }),
       );
-      clients.push(...batch);
+      duringFlood = await child.gc();
+      for (const c of clients) c.destroy();
+      await waitForConnections(child, 0, 5000);
+      // a closed socket is kept up to 2 s for its peer to finish (SocketTransport.end); only then is
+      // everything it references garbage
+      await new Promise((res) => setTimeout(res, 2500));
+    } catch (err) {
+      floodError = err;
     }
-
-    const publishers = await Promise.all(
-      Array.from({ length: PUBLISHERS }, async (_, i) => (await RawClient.connect(child.port, { protocolVersion: 4, clientId: `flooder-${i}`, keepalive: 0 })).client),
-    );
-    clients.push(...publishers);
-    await Promise.all(
-      publishers.map(async (p) => {
-        const bytes = publishBytes(MESSAGES_PER_PUBLISHER);
-        const CHUNK = 64 * 1024;
-        for (let off = 0; off < bytes.length; off += CHUNK) {
-          if (!p.socket.write(bytes.subarray(off, off + CHUNK))) await drained(p);
-        }
-        // packets are handled in order: the PINGRESP means every PUBLISH before it was routed
-        p.send({ type: 12 });
-        await p.expect(13, 30_000);
-      }),
-    );
-    duringFlood = await child.gc();
-    for (const c of clients) c.destroy();
-    await waitForConnections(child, 0, 5000);
-    // a closed socket is kept up to 2 s for its peer to finish (SocketTransport.end); only then is
-    // everything it references garbage
-    await new Promise((res) => setTimeout(res, 2500));
   }, 60_000);
 
   afterAll(async () => {
@@ -179,12 +185,13 @@ describe('flood of a paused fan-out, then abrupt disconnects', () => {
   });
 
   it('the paused subscribers backed up to their queue limit (the flood reached the bounded state)', () => {
-    expect(duringFlood.connections).toBe(SUBSCRIBERS + PUBLISHERS);
-    expect(duringFlood.dropped).toBeGreaterThan(0);
+    expect(floodError).toBeUndefined();
+    expect(duringFlood?.connections).toBe(SUBSCRIBERS + PUBLISHERS);
+    expect(duringFlood?.dropped).toBeGreaterThan(0);
   });
 
   it('the broker process survives', () => {
-    expect(child.exitInfo).toBeUndefined();
+    expect(child.exitInfo, `broker child exited: ${child.stderr.slice(-2000)}`).toBeUndefined();
     expect(child.exited).toBe(false);
     expect(child.proc.exitCode).toBeNull();
   });

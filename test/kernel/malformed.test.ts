@@ -373,7 +373,7 @@ describe('malformed input closes only the offending connection', () => {
       await bystandersStillWork();
     });
 
-    it('a v5 CONNECT with the reserved flag set gets CONNACK 0x81 [MQTT-3.1.2-3]', async () => {
+    it('[MQTT-3.1.2-3] a v5 CONNECT with the reserved flag set gets CONNACK 0x81', async () => {
       const c = await opening(5);
       c.send(connectBytes(5, 'reserved', [], 0x01));
       expectConnack(await closedWith(c), 0x81);

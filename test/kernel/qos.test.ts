@@ -30,12 +30,22 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function connect(o: RawConnectOptions & { listener?: string } = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
+/** Connect and keep the client for cleanup (`track`: a concurrent test's own list). */
+async function connect(o: RawConnectOptions & { listener?: string } = {}, track: RawClient[] = open): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
   const { listener, ...options } = o;
   const r = await RawClient.connect(b.port(listener), { protocolVersion: 5, ...options });
-  open.push(r.client);
+  track.push(r.client);
   expect(r.connack.reasonCode).toBe(0);
   return r;
+}
+
+/** The clients of one concurrent test, destroyed when it finishes (afterEach would cut across tests). */
+function ownClients(onTestFinished: (fn: () => void) => void): RawClient[] {
+  const mine: RawClient[] = [];
+  onTestFinished(() => {
+    for (const c of mine) c.destroy();
+  });
+  return mine;
 }
 
 async function subscribe(c: RawClient, filter: string, qos: QoS, packetId = 1): Promise<void> {
@@ -106,31 +116,25 @@ describe('inbound QoS', () => {
     expect([...bytes()]).toEqual([0x50, 0x02, 0x01, 0x02, 0x70, 0x02, 0x01, 0x02]);
   });
 
-  it('v5 PUBACK says 0x10 (No matching subscribers) when nobody subscribed', async () => {
-    const { client } = await connect();
-    client.send(publishPacket(`${fresh()}/nobody`, 'x', 1, 5));
-    expect(await client.expect(4)).toMatchObject({ packetId: 5, reasonCode: 0x10 });
-  });
+  for (const [qos, ack, name] of [
+    [1, 4, 'PUBACK'],
+    [2, 5, 'PUBREC'],
+  ] as const) {
+    it(`v5 ${name} says 0x10 (No matching subscribers) when nobody subscribed`, async () => {
+      const { client } = await connect();
+      client.send(publishPacket(`${fresh()}/nobody`, 'x', qos, 5));
+      expect(await client.expect(ack)).toMatchObject({ packetId: 5, reasonCode: 0x10 });
+    });
 
-  it('v5 PUBACK says 0x00 when a subscriber matched', async () => {
-    const t = fresh();
-    const { client: sub } = await connect();
-    await subscribe(sub, `${t}/+`, 1);
-    const { client } = await connect();
-    client.send(publishPacket(`${t}/a`, 'x', 1, 5));
-    expect(await client.expect(4)).toMatchObject({ packetId: 5, reasonCode: 0x00 });
-  });
-
-  it('v5 PUBREC says 0x10 when nobody subscribed and 0x00 when someone did', async () => {
-    const t = fresh();
-    const { client } = await connect();
-    client.send(publishPacket(`${t}/a`, 'x', 2, 6));
-    expect(await client.expect(5)).toMatchObject({ packetId: 6, reasonCode: 0x10 });
-    const { client: sub } = await connect();
-    await subscribe(sub, `${t}/a`, 2);
-    client.send(publishPacket(`${t}/a`, 'x', 2, 7));
-    expect(await client.expect(5)).toMatchObject({ packetId: 7, reasonCode: 0x00 });
-  });
+    it(`v5 ${name} says 0x00 when a subscriber matched`, async () => {
+      const t = fresh();
+      const { client: sub } = await connect();
+      await subscribe(sub, `${t}/+`, 1);
+      const { client } = await connect();
+      client.send(publishPacket(`${t}/a`, 'x', qos, 5));
+      expect(await client.expect(ack)).toMatchObject({ packetId: 5, reasonCode: 0x00 });
+    });
+  }
 
   for (const granted of [0, 1, 2] as const) {
     it(`[MQTT-3.8.4-8] a subscription granted QoS ${granted} receives min(published, granted) for QoS 0, 1 and 2`, async () => {
@@ -306,6 +310,63 @@ describe('redelivery on reconnect', () => {
     });
   }
 
+  it('[MQTT-4.4.0-1] on resume the unacknowledged messages are re-sent first (DUP=1), then the queued ones in order (DUP=0)', async () => {
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const window2 = { receiveMaximum: 2, sessionExpiryInterval: 60 };
+    const first = await connect({ clientId, cleanStart: true, properties: window2 });
+    await subscribe(first.client, `${t}/#`, 1);
+    const { client: pub } = await connect();
+    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, 1, i);
+    const m1 = await first.client.expect(3);
+    const m2 = await first.client.expect(3);
+    // m3 waits behind the full window
+    expect(await first.client.expectSilence(100)).toBe(true);
+    await first.client.disconnect();
+    await publishDone(pub, `${t}/r`, 'm4', 1, 4);
+
+    const again = await connect({ clientId, cleanStart: false, properties: window2 });
+    expect(again.connack.sessionPresent).toBe(true);
+    const r1 = await again.client.expect(3);
+    const r2 = await again.client.expect(3);
+    expect([r1, r2].map((p) => [p.payload.toString(), p.packetId, p.dup])).toEqual([
+      ['m1', m1.packetId, true],
+      ['m2', m2.packetId, true],
+    ]);
+    expect(await again.client.expectSilence(200)).toBe(true);
+    again.client.send({ type: 4, packetId: r1.packetId!, reasonCode: 0, properties: {} });
+    const r3 = await again.client.expect(3);
+    again.client.send({ type: 4, packetId: r2.packetId!, reasonCode: 0, properties: {} });
+    const r4 = await again.client.expect(3);
+    expect([r3, r4].map((p) => [p.payload.toString(), p.dup])).toEqual([
+      ['m3', false],
+      ['m4', false],
+    ]);
+  });
+
+  it('[MQTT-3.3.4-9] [MQTT-4.9.0-2] on resume with a smaller Receive Maximum no more unacknowledged PUBLISHes are re-sent at once than it allows', async () => {
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const first = await connect({ clientId, cleanStart: true, properties: { receiveMaximum: 3, sessionExpiryInterval: 60 } });
+    await subscribe(first.client, `${t}/#`, 1);
+    const { client: pub } = await connect();
+    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, 1, i);
+    const sent: PublishPacket[] = [];
+    for (let i = 0; i < 3; i++) sent.push(await first.client.expect(3));
+    await first.client.disconnect();
+
+    const again = await connect({ clientId, cleanStart: false, properties: { receiveMaximum: 1, sessionExpiryInterval: 60 } });
+    expect(again.connack.sessionPresent).toBe(true);
+    const got: PublishPacket[] = [await again.client.expect(3)];
+    while (got.length < 3) {
+      expect(await again.client.expectSilence(200)).toBe(true);
+      again.client.send({ type: 4, packetId: got.at(-1)!.packetId!, reasonCode: 0, properties: {} });
+      got.push(await again.client.expect(3));
+    }
+    // still re-deliveries of the same messages: same ids, DUP=1 [MQTT-4.4.0-1]
+    expect(got.map((p) => [p.payload.toString(), p.packetId, p.dup])).toEqual(sent.map((p) => [p.payload.toString(), p.packetId, true]));
+  });
+
   it('acknowledged messages are not re-sent on resume', async () => {
     const t = fresh();
     const clientId = `${t}-sub`;
@@ -327,12 +388,14 @@ describe('redelivery on reconnect', () => {
   });
 });
 
-describe('re-sending within a connection', () => {
-  it('[MQTT-4.4.0-1] MQTT 5: unacknowledged PUBLISH and PUBREL are never re-sent on a timer', async () => {
+// Each of these watches the retry timer for seconds: they run side by side, each with its own clients.
+describe.concurrent('re-sending within a connection', () => {
+  it('[MQTT-4.4.0-1] MQTT 5: unacknowledged PUBLISH and PUBREL are never re-sent on a timer', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
     const t = fresh();
-    const { client: sub } = await connect({ listener: 'tcp.retry' });
+    const { client: sub } = await connect({ listener: 'tcp.retry' }, mine);
     await subscribe(sub, `${t}/#`, 2);
-    const { client: pub } = await connect();
+    const { client: pub } = await connect({}, mine);
     await publishDone(pub, `${t}/x`, 'q1', 1, 1);
     await publishDone(pub, `${t}/x`, 'q2', 2, 2);
     const p1 = await sub.expect(3);
@@ -344,11 +407,12 @@ describe('re-sending within a connection', () => {
     expect(await sub.expectSilence(2500)).toBe(true);
   });
 
-  it('MQTT 3.1.1: an unacknowledged QoS 1 PUBLISH is re-sent after message_retry_interval with DUP=1 and the same id', async () => {
+  it('MQTT 3.1.1: an unacknowledged QoS 1 PUBLISH is re-sent after message_retry_interval with DUP=1 and the same id', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
     const t = fresh();
-    const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' });
+    const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' }, mine);
     await subscribe(sub, `${t}/#`, 1);
-    const { client: pub } = await connect();
+    const { client: pub } = await connect({}, mine);
     await publishDone(pub, `${t}/x`, 'again', 1, 1);
     const p = await sub.expect(3);
     const at = Date.now();
@@ -362,11 +426,12 @@ describe('re-sending within a connection', () => {
     expect(await sub.expectSilence(2200)).toBe(true);
   });
 
-  it('MQTT 3.1.1: a PUBREL not answered by PUBCOMP is re-sent after message_retry_interval', async () => {
+  it('MQTT 3.1.1: a PUBREL not answered by PUBCOMP is re-sent after message_retry_interval', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
     const t = fresh();
-    const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' });
+    const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' }, mine);
     await subscribe(sub, `${t}/#`, 2);
-    const { client: pub } = await connect();
+    const { client: pub } = await connect({}, mine);
     await publishDone(pub, `${t}/x`, 'two', 2, 1);
     const p = await sub.expect(3);
     sub.send({ type: 5, packetId: p.packetId!, reasonCode: 0, properties: {} });

@@ -219,6 +219,35 @@ describe('retained messages with the retainer', () => {
     await s.expectSilence(300);
   });
 
+  it('[MQTT-3.3.1-10] Retain Handling 1 sends again after the subscription was removed and made anew', async () => {
+    const t = uniqueTopic();
+    const p = await connect(b.port());
+    await publish(p, t, 'kept');
+    const s = await connect(b.port());
+    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.expect(3);
+    s.send({ type: 10, packetId: 8, filters: [t], properties: {} });
+    expect((await s.expect(11)).reasonCodes).toEqual([0]);
+    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    expect((await s.expect(3)).payload.toString()).toBe('kept');
+  });
+
+  it('[MQTT-3.3.1-10] Retain Handling 1 does not resend for a subscription kept in a resumed session', async () => {
+    const t = uniqueTopic();
+    const id = `ret-rh1-${process.pid}-${t}`;
+    const p = await connect(b.port());
+    await publish(p, t, 'kept');
+    const s = await connect(b.port(), { clientId: id, properties: { sessionExpiryInterval: 30 } });
+    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.expect(3);
+    await s.disconnect();
+    const { client: back, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
+    open.push(back);
+    expect(connack.sessionPresent).toBe(true);
+    await subscribe(back, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await back.expectSilence(300);
+  });
+
   it('[MQTT-3.3.1-11] Retain Handling 2 never sends retained messages', async () => {
     const t = uniqueTopic();
     const p = await connect(b.port());

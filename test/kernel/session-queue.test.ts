@@ -33,12 +33,22 @@ afterAll(async () => {
   await b?.stop();
 });
 
-async function connect(o: RawConnectOptions & { listener?: string } = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
+/** Connect and keep the client for cleanup (`track`: a concurrent test's own list). */
+async function connect(o: RawConnectOptions & { listener?: string } = {}, track: RawClient[] = open): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
   const { listener, ...options } = o;
   const r = await RawClient.connect(b.port(listener), { protocolVersion: 5, ...options });
-  open.push(r.client);
+  track.push(r.client);
   expect(r.connack.reasonCode).toBe(0);
   return r;
+}
+
+/** The clients of one concurrent test, destroyed when it finishes (afterEach would cut across tests). */
+function ownClients(onTestFinished: (fn: () => void) => void): RawClient[] {
+  const mine: RawClient[] = [];
+  onTestFinished(() => {
+    for (const c of mine) c.destroy();
+  });
+  return mine;
 }
 
 /** A persistent session: v3 clean_session=0, v5 with a Session Expiry. */
@@ -88,16 +98,41 @@ async function disconnectWith(c: RawClient, properties: Properties): Promise<voi
   await c.closed;
 }
 
-/** Read n PUBLISHes, acknowledging QoS 1/2 ones so the window never holds anything back. */
+/**
+ * Read n PUBLISHes, completing each QoS 1/2 exchange so the window never holds anything back; the
+ * broker's PUBRELs (which may come between PUBLISHes) are answered with PUBCOMP.
+ */
 async function receive(c: RawClient, n: number): Promise<PublishPacket[]> {
   const got: PublishPacket[] = [];
-  for (let i = 0; i < n; i++) {
-    const p = await c.expect(3, 3000);
+  while (got.length < n) {
+    const p = await c.next(3000);
+    if (p === null) throw new Error(`connection closed after ${got.length} of ${n} PUBLISHes`);
+    if (p.type === 6) {
+      c.send({ type: 7, packetId: p.packetId, reasonCode: 0, properties: {} });
+      continue;
+    }
+    if (p.type !== 3) throw new Error(`expected PUBLISH, got packet type ${p.type}`);
     got.push(p);
     if (p.qos === 1) c.send({ type: 4, packetId: p.packetId!, reasonCode: 0, properties: {} });
     if (p.qos === 2) c.send({ type: 5, packetId: p.packetId!, reasonCode: 0, properties: {} });
   }
   return got;
+}
+
+/** No PUBLISH (or anything else) for `ms`, apart from the PUBRELs that complete exchanges already read. */
+async function silent(c: RawClient, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0; left = until - Date.now()) {
+    let p: Packet | null;
+    try {
+      p = await c.next(left);
+    } catch {
+      return true;
+    }
+    if (p?.type !== 6) throw new Error(`expected silence, got ${p === null ? 'a close' : `packet type ${p.type}`}`);
+    c.send({ type: 7, packetId: p.packetId, reasonCode: 0, properties: {} });
+  }
+  return true;
 }
 
 /** Every byte the broker sends from now on. */
@@ -134,7 +169,7 @@ describe('offline queue', () => {
       expect(got.map((p) => [p.payload.toString(), p.qos])).toEqual(sent);
       // a queued message is sent for the first time: not a re-delivery
       expect(got.every((p) => !p.dup)).toBe(true);
-      expect(await again.client.expectSilence(200)).toBe(true);
+      expect(await silent(again.client, 200)).toBe(true);
     });
   }
 
@@ -156,7 +191,7 @@ describe('offline queue', () => {
     const again = await connect(persistent(5, clientId, true, 'tcp.queue'));
     const got = await receive(again.client, 3);
     expect(got.map((p) => p.payload.toString())).toEqual(['a', 'b', 'c']);
-    expect(await again.client.expectSilence(200)).toBe(true);
+    expect(await silent(again.client, 200)).toBe(true);
   });
 
   it('max_mqueue_len full: a new QoS 1/2 message evicts the oldest queued message, each eviction counted', async () => {
@@ -183,7 +218,7 @@ describe('offline queue', () => {
       ['d', 1],
       ['e', 2],
     ]);
-    expect(await again.client.expectSilence(200)).toBe(true);
+    expect(await silent(again.client, 200)).toBe(true);
   });
 });
 
@@ -244,23 +279,7 @@ describe('session expiry', () => {
     expect((await again.client.expect(3)).payload.toString()).toBe('kept');
   });
 
-  it('a v5 session with Session Expiry 1 s is gone after ~2 s: Session Present 0, queue and subscriptions gone', async () => {
-    const t = fresh();
-    const clientId = `${t}-sub`;
-    const first = await connect(persistent(5, clientId, false, undefined, 1));
-    await subscribe(first.client, `${t}/#`, 1);
-    await first.client.disconnect();
-    const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'lost', 1, 1)).toBe(0);
-    await sleep(2100);
-
-    const again = await connect(persistent(5, clientId, true, undefined, 1));
-    expect(again.connack.sessionPresent).toBe(false);
-    expect(await again.client.expectSilence(300)).toBe(true);
-    expect(await publishDone(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
-  });
-
-  it('[MQTT-3.2.2-3] a v5 Session Expiry of 0 ends the session at disconnect', async () => {
+  it('a v5 Session Expiry of 0 ends the session at disconnect', async () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect({ clientId, cleanStart: true });
@@ -271,7 +290,7 @@ describe('session expiry', () => {
 
     const again = await connect({ clientId, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
     expect(again.connack.sessionPresent).toBe(false);
-    expect(await again.client.expectSilence(200)).toBe(true);
+    expect(await silent(again.client, 200)).toBe(true);
   });
 
   it("a v3.1.1 clean_session=0 session is resumed within the listener's session_expiry_interval", async () => {
@@ -289,20 +308,6 @@ describe('session expiry', () => {
     expect((await again.client.expect(3)).payload.toString()).toBe('kept');
   });
 
-  it("a v3.1.1 clean_session=0 session ends after the listener's session_expiry_interval (1 s)", async () => {
-    const t = fresh();
-    const clientId = `${t}-sub`;
-    const first = await connect(persistent(4, clientId, false, 'tcp.short'));
-    await subscribe(first.client, `${t}/#`, 1);
-    await first.client.disconnect();
-    await sleep(2100);
-    const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
-
-    const again = await connect(persistent(4, clientId, true, 'tcp.short'));
-    expect(again.connack.sessionPresent).toBe(false);
-  });
-
   it('max_session_expiry_interval caps a v5 request and CONNACK carries the value in force', async () => {
     const { connack } = await connect({ listener: 'tcp.capped', clientId: `${fresh()}-c`, properties: { sessionExpiryInterval: 3600 } });
     expect(connack.properties.sessionExpiryInterval).toBe(1);
@@ -311,17 +316,6 @@ describe('session expiry', () => {
   it('a v5 request within max_session_expiry_interval is kept: CONNACK has no Session Expiry Interval', async () => {
     const { connack } = await connect({ listener: 'tcp.capped', clientId: `${fresh()}-c`, properties: { sessionExpiryInterval: 1 } });
     expect(connack.properties.sessionExpiryInterval).toBeUndefined();
-  });
-
-  it('the capped Session Expiry is the one in force: the session is gone after ~2 s', async () => {
-    const t = fresh();
-    const clientId = `${t}-sub`;
-    const first = await connect(persistent(5, clientId, false, 'tcp.capped', 3600));
-    await subscribe(first.client, `${t}/#`, 1);
-    await first.client.disconnect();
-    await sleep(2100);
-    const again = await connect(persistent(5, clientId, true, 'tcp.capped', 3600));
-    expect(again.connack.sessionPresent).toBe(false);
   });
 
   it('[MQTT-3.14.2-2] DISCONNECT with Session Expiry > 0 after CONNECT sent 0 gets DISCONNECT 0x82', async () => {
@@ -342,19 +336,81 @@ describe('session expiry', () => {
     const again = await connect(persistent(5, clientId, true));
     expect(again.connack.sessionPresent).toBe(false);
   });
+});
 
-  it('a DISCONNECT may raise a non-zero Session Expiry (1 → 60 keeps the session past 2 s)', async () => {
+// Each of these waits ~2 s for an expiry: they run side by side, each with its own clients.
+describe.concurrent('session expiry: after the interval', () => {
+  it('a v5 session with Session Expiry 1 s is gone after ~2 s: Session Present 0, queue and subscriptions gone', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
-    const first = await connect(persistent(5, clientId, false, undefined, 1));
+    const first = await connect(persistent(5, clientId, false, undefined, 1), mine);
+    await subscribe(first.client, `${t}/#`, 1);
+    await first.client.disconnect();
+    const { client: pub } = await connect({}, mine);
+    expect(await publishDone(pub, `${t}/x`, 'lost', 1, 1)).toBe(0);
+    await sleep(2100);
+
+    const again = await connect(persistent(5, clientId, true, undefined, 1), mine);
+    expect(again.connack.sessionPresent).toBe(false);
+    expect(await again.client.expectSilence(300)).toBe(true);
+    expect(await publishDone(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
+  });
+
+  it("a v3.1.1 clean_session=0 session ends after the listener's session_expiry_interval (1 s)", async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const first = await connect(persistent(4, clientId, false, 'tcp.short'), mine);
+    await subscribe(first.client, `${t}/#`, 1);
+    await first.client.disconnect();
+    await sleep(2100);
+    const { client: pub } = await connect({}, mine);
+    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+
+    const again = await connect(persistent(4, clientId, true, 'tcp.short'), mine);
+    expect(again.connack.sessionPresent).toBe(false);
+  });
+
+  it('the capped Session Expiry is the one in force: the session is gone after ~2 s', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const first = await connect(persistent(5, clientId, false, 'tcp.capped', 3600), mine);
+    await subscribe(first.client, `${t}/#`, 1);
+    await first.client.disconnect();
+    await sleep(2100);
+    const again = await connect(persistent(5, clientId, true, 'tcp.capped', 3600), mine);
+    expect(again.connack.sessionPresent).toBe(false);
+  });
+
+  it('a DISCONNECT may raise a non-zero Session Expiry (1 → 60 keeps the session past 2 s)', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const first = await connect(persistent(5, clientId, false, undefined, 1), mine);
     await subscribe(first.client, `${t}/#`, 1);
     await disconnectWith(first.client, { sessionExpiryInterval: 60 });
     await sleep(2100);
-    const { client: pub } = await connect();
+    const { client: pub } = await connect({}, mine);
     expect(await publishDone(pub, `${t}/x`, 'kept', 1)).toBe(0);
-    const again = await connect(persistent(5, clientId, true, undefined, 1));
+    const again = await connect(persistent(5, clientId, true, undefined, 1), mine);
     expect(again.connack.sessionPresent).toBe(true);
     expect((await again.client.expect(3)).payload.toString()).toBe('kept');
+  });
+
+  it('a DISCONNECT may lower a non-zero Session Expiry (60 → 1: the session is gone after ~2 s)', async ({ onTestFinished }) => {
+    const mine = ownClients(onTestFinished);
+    const t = fresh();
+    const clientId = `${t}-sub`;
+    const first = await connect(persistent(5, clientId, false), mine);
+    await subscribe(first.client, `${t}/#`, 1);
+    await disconnectWith(first.client, { sessionExpiryInterval: 1 });
+    await sleep(2100);
+    const { client: pub } = await connect({}, mine);
+    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+    const again = await connect(persistent(5, clientId, true), mine);
+    expect(again.connack.sessionPresent).toBe(false);
   });
 });
 
@@ -433,7 +489,7 @@ describe('clean start and inbound QoS 2 state', () => {
       expect(await again.client.expect(5)).toMatchObject({ packetId: 9, reasonCode: 0 });
       again.client.send({ type: 6, packetId: 9, reasonCode: 0, properties: {} });
       expect(await again.client.expect(7)).toMatchObject({ packetId: 9, reasonCode: 0 });
-      expect(await sub.expectSilence(300)).toBe(true);
+      expect(await silent(sub, 300)).toBe(true);
     });
   }
 });

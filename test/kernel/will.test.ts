@@ -210,6 +210,19 @@ describe('will delay', () => {
     expect(Date.now() - closedAt).toBeLessThan(1000);
   });
 
+  it('the Message Expiry Interval of a delayed will counts from its publication', async () => {
+    const t = uniqueTopic();
+    const { s, c } = await pair(
+      b.port(),
+      t,
+      { properties: { willDelayInterval: 1, messageExpiryInterval: 2 } },
+      { properties: { sessionExpiryInterval: 10 } },
+    );
+    c.destroy();
+    const m = await s.expect(3, 2500);
+    expect(m.properties.messageExpiryInterval).toBe(2);
+  });
+
   it('a taken-over connection with a Will Delay does not publish its will when the session is resumed', async () => {
     const t = uniqueTopic();
     const id = uniqueId();

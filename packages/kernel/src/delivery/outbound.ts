@@ -30,6 +30,8 @@ export class Outbound {
   /** min(listener max_inflight, client Receive Maximum); set when a connection attaches. */
   window: number;
   #nextId = 1;
+  /** Inflight entries of a resumed session not re-sent yet: the client's Receive Maximum allowed fewer. */
+  #resend: InflightEntry[] = [];
   #drainLimiter: TokenBucket | null = null;
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #session: Session;
@@ -158,18 +160,36 @@ export class Outbound {
 
   #complete(e: InflightEntry): void {
     const s = this.#session;
+    if (this.#resend.length > 0) {
+      const i = this.#resend.indexOf(e);
+      if (i >= 0) this.#resend.splice(i, 1);
+    }
     this.inflight.delete(e.packetId);
     this.#k.metrics.gauges.out_inflights.dec();
     if (s.persistent) this.#k.journal.record({ op: 'complete', clientId: s.clientId, packetId: e.packetId });
     this.#k.publisher.acked(s, e.message);
-    if (this.queue.length > 0) this.drain();
+    if (this.#resend.length > 0) this.#resendNext();
+    else if (this.queue.length > 0) this.drain();
+  }
+
+  /** Re-send held-back inflight entries as the window frees up, before anything queued. */
+  #resendNext(): void {
+    const conn = this.#session.conn;
+    if (conn === null) return;
+    const now = Date.now();
+    while (this.#resend.length > 0 && this.inflight.size - this.#resend.length < this.window) {
+      const e = this.#resend.shift()!;
+      e.sentAt = now;
+      conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now);
+    }
+    if (this.#resend.length === 0 && this.queue.length > 0) this.drain();
   }
 
   /** Send queued messages while the connection, the window and the drain rate allow. */
   drain(): void {
     const s = this.#session;
     const conn = s.conn;
-    if (conn === null || this.#drainTimer !== undefined) return;
+    if (conn === null || this.#drainTimer !== undefined || this.#resend.length > 0) return;
     const limiter = this.#drainLimiter;
     let now = Date.now();
     while (this.queue.length > 0 && !conn.closed && !conn.congested) {
@@ -197,15 +217,26 @@ export class Outbound {
     this.drain();
   };
 
-  /** Set up for a (new or resumed) connection: window size, re-send inflight with DUP [MQTT-4.4.0-1], drain. */
+  /**
+   * Set up for a (new or resumed) connection: window size, then re-send what is inflight with DUP
+   * [MQTT-4.4.0-1] — no more unacknowledged PUBLISHes at once than the client's Receive Maximum
+   * [MQTT-3.3.4-9]; the rest follow as acknowledgements free the window — then drain the queue.
+   */
   attach(receiveMaximum: number): void {
     const s = this.#session;
     const conn = s.conn!;
     this.window = Math.max(1, Math.min(s.listener.maxInflight, receiveMaximum));
     const r = s.listener.mqueueRateLimit;
     this.#drainLimiter = r ? new TokenBucket(r.burst, r.periodMs) : null;
+    this.#resend = [];
     const now = Date.now();
+    let outstanding = 0;
     for (const e of this.inflight.values()) {
+      if (outstanding >= this.window) {
+        this.#resend.push(e);
+        continue;
+      }
+      outstanding++;
       e.sentAt = now;
       if (e.state === 'publish') conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now);
       else conn.sendAck(6, e.packetId, 0);
@@ -214,6 +245,7 @@ export class Outbound {
   }
 
   detach(): void {
+    this.#resend = [];
     if (this.#drainTimer !== undefined) clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
   }
