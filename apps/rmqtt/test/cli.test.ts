@@ -148,9 +148,12 @@ async function stopWith(r: Running, signal: NodeJS.Signals): Promise<{ exit: Exi
   return { exit, ms: Date.now() - t0 };
 }
 
-/** mosquitto_sub for one QoS 1 message, with debug output so we can tell when its SUBACK came. */
+/**
+ * mosquitto_sub for one QoS 1 message, with debug output so we can tell when its SUBACK came; line
+ * buffered (stdbuf), since into a pipe its output would otherwise only appear at exit.
+ */
 function mosquittoSub(port: number, version: 'mqttv311' | 'mqttv5', topic: string): { subscribed: Promise<void>; done: Promise<Exit> } {
-  const child = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-V', version, '-t', topic, '-q', '1', '-C', '1', '-W', '5', '-d', '-i', `msub-${version}-${process.pid}`], {
+  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', '127.0.0.1', '-p', String(port), '-V', version, '-t', topic, '-q', '1', '-C', '1', '-W', '5', '-d', '-i', `msub-${version}-${process.pid}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -165,6 +168,11 @@ function mosquittoSub(port: number, version: 'mqttv311' | 'mqttv5', topic: strin
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<Exit>((r) => child.on('close', (code, signal) => r({ code, signal, stdout, stderr })));
   return { subscribed: Promise.race([subscribed, done.then((e) => Promise.reject(new Error(`mosquitto_sub ended: ${e.stdout} ${e.stderr}`)))]), done };
+}
+
+/** The payload lines of mosquitto_sub's output (without its debug lines). */
+function payloads(stdout: string): string[] {
+  return stdout.split('\n').filter((l) => l !== '' && !/^(Client |Subscribed )/.test(l));
 }
 
 function mosquittoPub(port: number, version: 'mqttv311' | 'mqttv5', topic: string, message: string, extra: string[] = []): Promise<unknown> {
@@ -235,11 +243,11 @@ describe('rmqtt-ts config errors', () => {
 
   it('an unknown key in the config file exits non-zero naming the file and the key', async () => {
     const path = join(tempDir(), 'unknown.toml');
-    writeFileSync(path, 'listener.tcp.external.addr = "127.0.0.1:0"\nlistener.tcp.external.max_inflite = 16\n');
+    writeFileSync(path, 'listener.tcp.external.addr = "127.0.0.1:0"\nlistener.tcp.external.max_inflght = 16\n');
     const r = await run(['-f', path]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(path);
-    expect(r.stderr).toContain('listener.tcp.external.max_inflite');
+    expect(r.stderr).toContain('listener.tcp.external.max_inflght');
     expect(r.stderr).toMatch(/unknown key/);
     expect(r.stderr).toContain('max_inflight');
   });
@@ -342,7 +350,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     const e = await sub.done;
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/received PUBLISH \(d0, q1, r0, m\d+, 'cli\/v4\/a'/);
-    expect(e.stdout.trim().split('\n').pop()).toBe('hello 3.1.1');
+    expect(payloads(e.stdout)).toEqual(['hello 3.1.1']);
   });
 
   it('serves MQTT 5.0 to mosquitto_sub and mosquitto_pub', async () => {
@@ -355,7 +363,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/received CONNACK \(0\)/);
     expect(e.stdout).toMatch(/received PUBLISH \(d0, q1, r0, m\d+, 'cli\/v5\/a'/);
-    expect(e.stdout.trim().split('\n').pop()).toBe('hello 5.0');
+    expect(payloads(e.stdout)).toEqual(['hello 5.0']);
   });
 
   it('serves the tcp.internal listener too', async () => {
@@ -366,7 +374,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     await mosquittoPub(port, 'mqttv311', 'cli/internal', 'inside');
     const e = await sub.done;
     expect(e.code).toBe(0);
-    expect(e.stdout.trim().split('\n').pop()).toBe('inside');
+    expect(payloads(e.stdout)).toEqual(['inside']);
   });
 
   it('keeps retained messages (the retainer it starts) for a later mosquitto_sub', async () => {
@@ -377,7 +385,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     const e = await sub.done;
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/received PUBLISH \(d0, q1, r1, m\d+, 'cli\/retained'/);
-    expect(e.stdout.trim().split('\n').pop()).toBe('kept');
+    expect(payloads(e.stdout)).toEqual(['kept']);
   });
 
   it('serves an mqtt.js WebSocket client, with messages crossing from TCP to WebSocket and back', async () => {

@@ -72,12 +72,13 @@ export class Connection {
   #msgLimiter: TokenBucket | null;
   #byteLimiter: TokenBucket | null;
 
-  constructor(kernel: Kernel, listener: ListenerConfig, transport: Transport) {
+  constructor(kernel: Kernel, listener: ListenerConfig, transport: Transport, acceptedAt = Date.now()) {
     this.kernel = kernel;
     this.listener = listener;
     this.transport = transport;
     this.decoder = new Decoder({ maxPacketSize: listener.maxPacketSize });
-    this.openedAt = this.lastRx = Date.now();
+    this.openedAt = acceptedAt;
+    this.lastRx = Date.now();
     const mr = listener.maxMessageRate;
     const br = listener.maxByteRate;
     this.#msgLimiter = mr ? new TokenBucket(mr.burst, mr.periodMs) : null;

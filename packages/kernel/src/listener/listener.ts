@@ -36,7 +36,8 @@ export function openFileLimit(): number | undefined {
 interface Waiting {
   socket: Socket;
   since: number;
-  admit: () => void;
+  /** Called with the accept time: handshake_timeout counts from there, waiting included. */
+  admit: (since: number) => void;
 }
 
 export class MqttListener {
@@ -110,7 +111,7 @@ export class MqttListener {
     const cfg = this.config;
     switch (cfg.type) {
       case 'tcp':
-        return createNetServer({ pauseOnConnect: true }, (s) => this.#admit(s, () => this.#startSocket(s, 'tcp')));
+        return createNetServer({ pauseOnConnect: true }, (s) => this.#admit(s, (since) => this.#startSocket(s, 'tcp', since)));
       case 'tls': {
         const server = createTlsServer(this.#tlsOptions(), (s) => this.#startSocket(s, 'tls'));
         // admission before the TLS handshake: count raw sockets
@@ -178,16 +179,16 @@ export class MqttListener {
     return this.#rate !== null && !this.#rate.tryTake(1);
   }
 
-  #admit(socket: Socket, start: () => void): void {
+  #admit(socket: Socket, start: (since: number) => void): void {
     if (!this.#underConnectionLimit(socket)) return;
     if (this.#mustWait()) {
       this.#enqueue(socket, start);
       return;
     }
-    start();
+    start(Date.now());
   }
 
-  #enqueue(socket: Socket, admit: () => void): void {
+  #enqueue(socket: Socket, admit: (since: number) => void): void {
     socket.on('error', noop);
     this.#waiting.push({ socket, since: Date.now(), admit });
     this.#scheduleWaiting(this.#rate?.waitFor(1) ?? 100);
@@ -223,12 +224,12 @@ export class MqttListener {
         return;
       }
       this.#waiting.shift();
-      w.admit();
+      w.admit(w.since);
     }
     if (this.#waiting.length > 0) this.#scheduleWaiting(100);
   }
 
-  #startSocket(socket: Socket, kind: 'tcp' | 'tls'): void {
+  #startSocket(socket: Socket, kind: 'tcp' | 'tls', since = Date.now()): void {
     const cfg = this.config;
     socket.setNoDelay(cfg.nodelay);
     if (cfg.tcpKeepalive) socket.setKeepAlive(true);
@@ -236,24 +237,24 @@ export class MqttListener {
       socket.on('error', noop);
       readProxyHeader(socket, cfg.proxyProtocolTimeoutMs).then(
         (r) => {
-          this.#open(new SocketTransport(socket, kind, r.remote), r.rest);
+          this.#open(new SocketTransport(socket, kind, r.remote), r.rest, since);
           socket.resume();
         },
         () => socket.destroy(),
       );
       return;
     }
-    this.#open(new SocketTransport(socket, kind), undefined);
+    this.#open(new SocketTransport(socket, kind), undefined, since);
     socket.resume();
   }
 
   #startWs(ws: WebSocket, socket: Socket, kind: 'ws' | 'wss'): void {
     socket.setNoDelay(this.config.nodelay);
-    this.#open(new WsTransport(ws, socket, kind), undefined);
+    this.#open(new WsTransport(ws, socket, kind), undefined, Date.now());
   }
 
-  #open(transport: Transport, initial: Buffer | undefined): void {
-    const conn = new Connection(this.#k, this.config, transport);
+  #open(transport: Transport, initial: Buffer | undefined, acceptedAt: number): void {
+    const conn = new Connection(this.#k, this.config, transport, acceptedAt);
     conn.start();
     if (initial !== undefined && initial.length > 0) conn.feed(initial);
   }

@@ -16,6 +16,17 @@ export interface ProxyHeader {
   rest: Buffer;
 }
 
+/**
+ * An IPv6 address in the form a socket reports it: compressed (RFC 5952, via the URL serialiser), and an
+ * IPv4-mapped address as plain IPv4.
+ */
+function formatIpv6(b: Buffer): string {
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return normalizeIp(new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1));
+}
+
 /** Parse a header from the start of buf: the header, null if more bytes are needed; throws if invalid. */
 export function parseProxyHeader(buf: Buffer): ProxyHeader | null {
   if (buf.length === 0) return null;
@@ -37,9 +48,7 @@ export function parseProxyHeader(buf: Buffer): ProxyHeader | null {
       return { remote: { ip: `${body[0]}.${body[1]}.${body[2]}.${body[3]}`, port: body.readUInt16BE(8) }, rest };
     }
     if (fam >> 4 === 2 && body.length >= 36) {
-      const parts: string[] = [];
-      for (let i = 0; i < 16; i += 2) parts.push(body.readUInt16BE(i).toString(16));
-      return { remote: { ip: normalizeIp(parts.join(':')), port: body.readUInt16BE(32) }, rest };
+      return { remote: { ip: formatIpv6(body.subarray(0, 16)), port: body.readUInt16BE(32) }, rest };
     }
     return { remote: undefined, rest };
   }
