@@ -2,12 +2,12 @@
  * The `rmqtt-ts` command as a user runs it: the built dist/cli.js in a child process (`pnpm build` first).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 
 const APP = fileURLToPath(new URL('..', import.meta.url));
@@ -22,6 +22,10 @@ const execFileP = promisify(execFile);
 const children: ChildProcess[] = [];
 const mqttClients: MqttClient[] = [];
 const dirs: string[] = [];
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "pnpm build" at the workspace root first`);
+});
 
 afterEach(async () => {
   await Promise.all(mqttClients.splice(0).map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));

@@ -2,3 +2,6 @@ export { startBroker, testLogger, type TestBroker, type TestBrokerOptions } from
 export { RawClient, type RawConnectOptions, type PacketOf } from './raw-client.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
 export { describeRetainStore, retainedMessage, type RetainStoreFactory } from './conformance/retain-store.js';
+/** The kernel's deadline scheduler, for extension-point implementations under test (e.g. a RetainStore's TTL). */
+export { DeadlineScheduler } from '@rmqtt-ts/kernel';
+export type { Packet, ProtocolVersion as MqttVersion } from '@rmqtt-ts/kernel';

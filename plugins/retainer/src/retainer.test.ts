@@ -3,10 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import type { Packet } from '@rmqtt-ts/kernel';
-import { RawClient, connectClient, describeRetainStore, endClient, recorder, startBroker, testLogger, type TestBroker } from '@rmqtt-ts/testkit';
+import { DeadlineScheduler, RawClient, connectClient, describeRetainStore, endClient, recorder, startBroker, testLogger, type Packet, type TestBroker } from '@rmqtt-ts/testkit';
 // the plugin package does not depend on the kernel (only on the plugin API); its scheduler is what the broker hands plugins
-import { DeadlineScheduler } from '../../../packages/kernel/src/index.js';
 import retainer, { RamRetainStore } from './index.js';
 
 const RMQTT_RETAINER_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-retainer.toml';

@@ -77,7 +77,10 @@ export class PluginManager {
 
   #add(resolved: ResolvedPlugin): PluginRecord {
     const def = resolved.definition;
-    if (!semver.validRange(def.apiVersion) || !semver.satisfies(PLUGIN_API_VERSION, def.apiVersion)) {
+    if (!semver.validRange(def.apiVersion)) {
+      throw new RmqttError('ERR_PLUGIN_INVALID', `plugin "${def.name}": apiVersion "${def.apiVersion}" is not a semver range`);
+    }
+    if (!semver.satisfies(PLUGIN_API_VERSION, def.apiVersion)) {
       throw new RmqttError('ERR_PLUGIN_API_VERSION', `plugin "${def.name}" needs plugin API ${def.apiVersion}; this broker provides ${PLUGIN_API_VERSION}`);
     }
     const existing = this.#records.get(def.name);

@@ -29,7 +29,7 @@ function recordTimeouts(): number[] {
   const original = globalThis.setTimeout;
   const wrapper = ((fn: () => void, delay?: number, ...args: unknown[]) => {
     delays.push(delay ?? 0);
-    return original(fn, delay, ...args);
+    return (original as (...a: unknown[]) => ReturnType<typeof setTimeout>)(fn, delay, ...args);
   }) as typeof setTimeout;
   globalThis.setTimeout = wrapper;
   restores.push(() => {
