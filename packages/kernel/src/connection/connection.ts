@@ -6,7 +6,7 @@
  */
 import { ReasonCode, connackCodeForV3, type DisconnectReason, type Message, type QoS } from '@rmqtt-ts/plugin-api';
 import { Decoder, DecodeError, encode, encodePublishHeader } from '../codec/index.js';
-import type { Packet, Properties, ProtocolVersion, Will } from '../codec/packets.js';
+import type { Packet, Properties, ProtocolVersion } from '../codec/packets.js';
 import type { ListenerConfig } from '../config/index.js';
 import { EncodeCache, messageProperties, withPacketId } from '../delivery/encode-cache.js';
 import { TokenBucket } from '../delivery/rate.js';
@@ -49,8 +49,6 @@ export class Connection {
   /** Outbound topic aliases the broker assigned (broker → client), up to the client's maximum. */
   outAliases: Map<string, number> | null = null;
   outAliasMax = 0;
-  /** The will of this connection, published on an abnormal close. */
-  will: Will | null = null;
   /** Set while enhanced authentication (AUTH exchange) is in progress. */
   authMethod: string | undefined;
   /** Pending state of a CONNECT that is waiting for an AUTH exchange to finish. */

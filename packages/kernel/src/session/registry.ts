@@ -127,7 +127,6 @@ export class SessionRegistry {
    */
   #detach(s: Session, reason: DisconnectReason, publishWill: boolean, takeover: boolean): void {
     const k = this.#k;
-    const conn = s.conn!;
     const now = Date.now();
     s.conn = null;
     s.disconnectedAt = now;
@@ -135,7 +134,8 @@ export class SessionRegistry {
     s.out.detach();
     k.metrics.counters[C['client.disconnected']]!++;
     if (k.hooks.has('client.disconnected')) void k.hooks.observe('client.disconnected', { client: s.info, reason });
-    const will = publishWill ? willOf(conn) : undefined;
+    // the will of the connection that just ended (its CONNECT is still the session's connect info)
+    const will = publishWill ? s.connectInfo.will : undefined;
     if (takeover) {
       if (will !== undefined) this.#armWill(s, will, now);
       return;
@@ -207,25 +207,4 @@ export class SessionRegistry {
     this.terminate(s, message);
     return s;
   }
-}
-
-function willOf(conn: Connection): WillInfo | undefined {
-  const w = conn.will;
-  if (w === null) return undefined;
-  const p = w.properties;
-  return {
-    topic: w.topic,
-    payload: w.payload,
-    qos: w.qos,
-    retain: w.retain,
-    delayInterval: p.willDelayInterval ?? 0,
-    properties: {
-      payloadFormatIndicator: p.payloadFormatIndicator,
-      messageExpiryInterval: p.messageExpiryInterval,
-      contentType: p.contentType,
-      responseTopic: p.responseTopic,
-      correlationData: p.correlationData,
-      userProperties: p.userProperties,
-    },
-  };
 }

@@ -5,9 +5,10 @@
  * client.connack → client.connected → inflight re-sent, queue drained.
  */
 import { randomUUID } from 'node:crypto';
-import { ReasonCode, type AuthResult, type ConnectInfo, type MessageProperties } from '@rmqtt-ts/plugin-api';
+import { ReasonCode, type AuthResult, type ConnectInfo } from '@rmqtt-ts/plugin-api';
 import type { ConnectPacket, Properties } from '../../codec/packets.js';
 import { C } from '../../metrics/metrics.js';
+import { messagePropertiesOf } from '../../publish/message-properties.js';
 import { effectiveSessionExpiry } from '../../session/expiry.js';
 import type { Connection } from '../connection.js';
 import { beginEnhancedAuth } from './auth.js';
@@ -83,7 +84,6 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
   conn.connectSessionExpiry = requestedExpiry;
   const expiry = v5 ? effectiveSessionExpiry(requestedExpiry, L) : requestedExpiry;
 
-  conn.will = will;
   conn.keepalive = keepalive;
   conn.clientId = clientId;
   const t = conn.transport;
@@ -110,7 +110,7 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
             qos: will.qos,
             retain: will.retain,
             delayInterval: will.properties.willDelayInterval ?? 0,
-            properties: willProperties(will.properties),
+            properties: messagePropertiesOf(will.properties),
           },
     userProperties: props.userProperties ?? [],
     certCommonName: t.certCommonName,
@@ -127,17 +127,6 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
       if (auth === undefined) return;
       return completeConnect(conn, info, expiry, auth.superuser === true, auth.attributes);
     });
-}
-
-function willProperties(p: Properties): MessageProperties {
-  return {
-    payloadFormatIndicator: p.payloadFormatIndicator,
-    messageExpiryInterval: p.messageExpiryInterval,
-    contentType: p.contentType,
-    responseTopic: p.responseTopic,
-    correlationData: p.correlationData,
-    userProperties: p.userProperties,
-  };
 }
 
 /**

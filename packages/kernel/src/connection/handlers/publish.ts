@@ -5,6 +5,7 @@
 import { ReasonCode, isValidTopicName, type Message } from '@rmqtt-ts/plugin-api';
 import type { PublishPacket } from '../../codec/packets.js';
 import type { PublishOutcome } from '../../publish/publisher.js';
+import { messagePropertiesOf } from '../../publish/message-properties.js';
 import { parseDelayedTopic } from '../../router/index.js';
 import type { Connection } from '../connection.js';
 
@@ -84,22 +85,12 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
     topic = d.topic;
   }
 
-  const props = p.properties;
   const msg: Message = k.publisher.createMessage({
     topic,
     payload: p.payload,
     qos: p.qos,
     retain,
-    properties: v5
-      ? {
-          payloadFormatIndicator: props.payloadFormatIndicator,
-          messageExpiryInterval: props.messageExpiryInterval,
-          contentType: props.contentType,
-          responseTopic: props.responseTopic,
-          correlationData: props.correlationData,
-          userProperties: props.userProperties,
-        }
-      : NO_PROPERTIES,
+    properties: v5 ? messagePropertiesOf(p.properties) : NO_PROPERTIES,
     protoVer: conn.version,
     listenerExpiryS: L.messageExpiryIntervalS,
     from: { type: 'custom', clientId: s.clientId, username: s.connectInfo.username, ip: conn.transport.remote.ip },
