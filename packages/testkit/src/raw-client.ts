@@ -3,7 +3,7 @@
  * decoded, or the connection's end. For tests where the bytes matter.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { Decoder, encode, type ConnectPacket, type Packet, type ProtocolVersion } from '@rmqtt-ts/kernel';
+import { Decoder, encode, type ConnectPacket, type Packet, type Properties, type ProtocolVersion, type QoS, type SubscriptionRequest } from '@rmqtt-ts/kernel';
 
 export interface RawConnectOptions extends Partial<Omit<ConnectPacket, 'type'>> {}
 
@@ -76,6 +76,65 @@ export class RawClient {
       password: o.password,
       properties: o.properties ?? {},
     };
+  }
+
+  #nextPacketId = 0;
+
+  /** A packet id for this client's next SUBSCRIBE, UNSUBSCRIBE or QoS > 0 PUBLISH. */
+  packetId(): number {
+    this.#nextPacketId = (this.#nextPacketId % 0xffff) + 1;
+    return this.#nextPacketId;
+  }
+
+  /**
+   * SUBSCRIBE and await the SUBACK. A filter alone subscribes at QoS 0; options default to the
+   * MQTT 3.1.1 behaviour (No Local off, Retain As Published off, Retain Handling 0).
+   */
+  async subscribe(subs: string | (Partial<SubscriptionRequest> & { filter: string }) | (Partial<SubscriptionRequest> & { filter: string })[], properties: Properties = {}): Promise<PacketOf<9>> {
+    const list = (Array.isArray(subs) ? subs : [typeof subs === 'string' ? { filter: subs } : subs]).map((x) => ({
+      qos: 0 as QoS,
+      noLocal: false,
+      retainAsPublished: false,
+      retainHandling: 0 as const,
+      ...x,
+    }));
+    const packetId = this.packetId();
+    this.send({ type: 8, packetId, subscriptions: list, properties });
+    const ack = await this.expect(9);
+    if (ack.packetId !== packetId) throw new Error(`SUBACK for packet id ${ack.packetId}, expected ${packetId}`);
+    return ack;
+  }
+
+  /** UNSUBSCRIBE and await the UNSUBACK. */
+  async unsubscribe(filters: string | string[], properties: Properties = {}): Promise<PacketOf<11>> {
+    const packetId = this.packetId();
+    this.send({ type: 10, packetId, filters: Array.isArray(filters) ? filters : [filters], properties });
+    const ack = await this.expect(11);
+    if (ack.packetId !== packetId) throw new Error(`UNSUBACK for packet id ${ack.packetId}, expected ${packetId}`);
+    return ack;
+  }
+
+  /**
+   * PUBLISH and, for QoS 1 and 2, complete the exchange (PUBACK, or PUBREC → PUBREL → PUBCOMP);
+   * resolves with the PUBACK or PUBREC. Another packet arriving first fails it: use send() when the
+   * broker may interleave deliveries.
+   */
+  async publish(
+    topic: string,
+    payload: string | Buffer,
+    options: { qos?: QoS; retain?: boolean; dup?: boolean; properties?: Properties; packetId?: number } = {},
+  ): Promise<PacketOf<4> | PacketOf<5> | undefined> {
+    const qos = options.qos ?? 0;
+    const packetId = qos === 0 ? undefined : (options.packetId ?? this.packetId());
+    this.send({ type: 3, topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos, retain: options.retain ?? false, dup: options.dup ?? false, packetId, properties: options.properties ?? {} });
+    if (qos === 0) return undefined;
+    const ack = await this.expect(qos === 1 ? 4 : 5);
+    if (ack.packetId !== packetId) throw new Error(`ack for packet id ${ack.packetId}, expected ${packetId}`);
+    if (qos === 2 && ack.reasonCode < 0x80) {
+      this.send({ type: 6, packetId: packetId!, reasonCode: 0, properties: {} });
+      await this.expect(7);
+    }
+    return ack;
   }
 
   #deliver(p: Packet): void {
@@ -160,6 +219,29 @@ export class RawClient {
       this.socket.end();
     }
     await this.closed;
+  }
+}
+
+/** Clients of a test, destroyed together (call destroyAll from afterEach). */
+export class RawClientPool {
+  readonly #clients: RawClient[] = [];
+
+  /** Connect a client and require CONNACK success. */
+  async connect(port: number, options: RawConnectOptions = {}): Promise<RawClient> {
+    const { client, connack } = await RawClient.connect(port, options);
+    this.#clients.push(client);
+    if (connack.reasonCode !== 0) throw new Error(`CONNACK ${connack.reasonCode} for ${options.clientId ?? 'client'}`);
+    return client;
+  }
+
+  /** Keep a client opened elsewhere, to destroy it with the others. */
+  track(client: RawClient): RawClient {
+    this.#clients.push(client);
+    return client;
+  }
+
+  destroyAll(): void {
+    for (const c of this.#clients.splice(0)) c.destroy();
   }
 }
 

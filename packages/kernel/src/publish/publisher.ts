@@ -213,6 +213,7 @@ export class Publisher {
       const s = input.listenerExpiryS ?? this.#k.config.listeners[0]?.messageExpiryIntervalS ?? 0;
       if (s > 0) expiresAt = now + s * 1000;
     }
+    const f = input.from;
     return {
       id: this.#k.nextMessageId(),
       topic: input.topic,
@@ -220,7 +221,7 @@ export class Publisher {
       qos: input.qos,
       retain: input.retain,
       properties: p,
-      from: { ...input.from, node: this.#k.nodeId },
+      from: { type: f.type, node: this.#k.nodeId, clientId: f.clientId, username: f.username, ip: f.ip },
       createdAt: now,
       expiresAt,
     };
