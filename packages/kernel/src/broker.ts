@@ -112,7 +112,7 @@ export class Broker implements Kernel {
           const s = this.sessions.get(clientId);
           if (s === undefined) return undefined;
           const snap = s.snapshot(this.nodeId);
-          this.sessions.kick(clientId, 0x8e, 'session taken over by another node');
+          this.sessions.kick(clientId, 0x8e, 'session taken over by another node', true);
           return snap;
         },
       },

@@ -8,7 +8,7 @@ import { ReasonCode, connackCodeForV3, type DisconnectReason, type Message, type
 import { Decoder, DecodeError, encode, encodePublishHeader } from '../codec/index.js';
 import type { Packet, Properties, ProtocolVersion } from '../codec/packets.js';
 import type { ListenerConfig } from '../config/index.js';
-import { EncodeCache, messageProperties, withPacketId } from '../delivery/encode-cache.js';
+import { COPY_PAYLOAD_LIMIT, EncodeCache, messageProperties, withPacketId } from '../delivery/encode-cache.js';
 import { TokenBucket } from '../delivery/rate.js';
 import type { Kernel } from '../kernel.js';
 import type { Transport } from '../listener/transport.js';
@@ -58,8 +58,10 @@ export class Connection {
   /** Outbound topic aliases the broker assigned (broker → client), up to the client's maximum. */
   outAliases: Map<string, number> | null = null;
   outAliasMax = 0;
-  /** Set while enhanced authentication (AUTH exchange) is in progress. */
+  /** The enhanced-authentication method of this connection, if it used one. */
   authMethod: string | undefined;
+  /** A re-authentication exchange (AUTH 0x19, then 0x18 steps) is under way [MQTT-4.12.1-?]. */
+  reauthenticating = false;
   /** Pending state of a CONNECT that is waiting for an AUTH exchange to finish. */
   pendingConnect: unknown;
   /** Why the connection ended (first reason wins). */
@@ -72,6 +74,11 @@ export class Connection {
   receiveMaximum = 65535;
   /** QoS 1 PUBLISHes received and not yet acknowledged (inbound flow control). */
   pendingQos1 = 0;
+  /**
+   * QoS 2 packet ids received on this connection and not yet released. The client's send quota starts
+   * afresh on each connection [MQTT-4.9.0-?], so ids left from an earlier one do not count against it.
+   */
+  readonly inboundQos2 = new Set<number>();
 
   #busy = false;
   #pausedForRate = false;
@@ -359,9 +366,17 @@ export class Connection {
     const v = this.version;
     if (!dup && (v !== 5 || (subIds === undefined && this.outAliasMax === 0))) {
       const c = cache ?? new EncodeCache(msg, now);
-      const packet = c.packet(v, qos, retain);
-      if (packet.length > this.maxOutPacket) return false;
-      this.transport.write(qos === 0 ? packet : withPacketId(packet, packetId));
+      if (qos === 0 || msg.payload.length <= COPY_PAYLOAD_LIMIT) {
+        const packet = c.packet(v, qos, retain);
+        if (packet.length > this.maxOutPacket) return false;
+        this.transport.write(qos === 0 ? packet : withPacketId(packet, packetId));
+      } else {
+        // a large payload is shared by every subscriber: only the header is copied for its packet id
+        const header = c.header(v, qos, retain);
+        if (header.length + msg.payload.length > this.maxOutPacket) return false;
+        this.transport.write(withPacketId(header, packetId));
+        this.transport.write(msg.payload);
+      }
     } else {
       let props = v === 5 ? (cache !== null ? cache.properties() : messageProperties(msg, now)) : undefined;
       let topic = msg.topic;

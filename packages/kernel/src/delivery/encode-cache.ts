@@ -36,6 +36,7 @@ export class EncodeCache {
   readonly message: Message;
   readonly now: number;
   /** index: (version − 3) × 6 + qos × 2 + retain */
+  readonly #headers: (Buffer | undefined)[] = new Array(18);
   readonly #packets: (Buffer | undefined)[] = new Array(18);
   #props: Properties | undefined | null = null;
 
@@ -49,21 +50,36 @@ export class EncodeCache {
     return this.#props;
   }
 
-  /** The whole PUBLISH (packet id 0 for QoS > 0; the caller patches a copy). */
+  /** The PUBLISH up to the payload (packet id 0 for QoS > 0; the caller patches a copy). */
+  header(version: ProtocolVersion, qos: QoS, retain: boolean): Buffer {
+    const i = (version - 3) * 6 + qos * 2 + (retain ? 1 : 0);
+    let h = this.#headers[i];
+    if (h === undefined) {
+      const m = this.message;
+      h = encodePublishHeader(m.topic, qos, retain, false, qos > 0 ? 1 : 0, version === 5 ? this.properties() : undefined, m.payload.length, version);
+      this.#headers[i] = h;
+    }
+    return h;
+  }
+
+  /** The whole PUBLISH, header and payload in one buffer (for QoS 0, and small QoS 1/2 copies). */
   packet(version: ProtocolVersion, qos: QoS, retain: boolean): Buffer {
     const i = (version - 3) * 6 + qos * 2 + (retain ? 1 : 0);
     let p = this.#packets[i];
     if (p === undefined) {
-      const m = this.message;
-      const header = encodePublishHeader(m.topic, qos, retain, false, qos > 0 ? 1 : 0, version === 5 ? this.properties() : undefined, m.payload.length, version);
-      p = Buffer.allocUnsafe(header.length + m.payload.length);
+      const header = this.header(version, qos, retain);
+      const payload = this.message.payload;
+      p = Buffer.allocUnsafe(header.length + payload.length);
       header.copy(p, 0);
-      m.payload.copy(p, header.length);
+      payload.copy(p, header.length);
       this.#packets[i] = p;
     }
     return p;
   }
 }
+
+/** Up to this payload size a QoS 1/2 delivery copies the whole packet; above it, only the header. */
+export const COPY_PAYLOAD_LIMIT = 1024;
 
 /** A copy of a cached QoS 1/2 PUBLISH with its packet id set. */
 export function withPacketId(packet: Buffer, packetId: number): Buffer {

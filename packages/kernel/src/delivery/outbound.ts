@@ -80,6 +80,7 @@ export class Outbound {
         return;
       }
       const old = this.queue.shift()!;
+      this.#k.metrics.gauges.message_queues.dec();
       if (s.persistent) this.#k.journal.record({ op: 'dequeue', clientId: s.clientId });
       this.#k.publisher.dropped(s.clientId, old.message, 'queue_full');
     }
@@ -180,7 +181,7 @@ export class Outbound {
     while (this.#resend.length > 0 && this.inflight.size - this.#resend.length < this.window) {
       const e = this.#resend.shift()!;
       e.sentAt = now;
-      conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now);
+      this.#resendOne(conn, e, now);
     }
     if (this.#resend.length === 0 && this.queue.length > 0) this.drain();
   }
@@ -238,10 +239,26 @@ export class Outbound {
       }
       outstanding++;
       e.sentAt = now;
-      if (e.state === 'publish') conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now);
-      else conn.sendAck(6, e.packetId, 0);
+      this.#resendOne(conn, e, now);
     }
     this.drain();
+  }
+
+  /**
+   * Re-send one inflight entry with DUP. A PUBLISH that no longer fits the client's Maximum Packet
+   * Size (it reconnected with a smaller one) is dropped for it [MQTT-3.1.2-25], freeing its slot.
+   */
+  #resendOne(conn: NonNullable<Session['conn']>, e: InflightEntry, now: number): void {
+    if (e.state === 'pubrel') {
+      conn.sendAck(6, e.packetId, 0);
+      return;
+    }
+    if (conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now)) return;
+    const s = this.#session;
+    this.inflight.delete(e.packetId);
+    this.#k.metrics.gauges.out_inflights.dec();
+    if (s.persistent) this.#k.journal.record({ op: 'complete', clientId: s.clientId, packetId: e.packetId });
+    this.#k.publisher.dropped(s.clientId, e.message, 'packet_too_large');
   }
 
   detach(): void {
@@ -253,14 +270,14 @@ export class Outbound {
   /** MQTT 3.x only: re-send what waited longer than message_retry_interval. */
   retry(now: number, intervalMs: number): void {
     const conn = this.#session.conn;
-    if (conn === null || intervalMs <= 0 || this.inflight.size === 0) return;
+    // a client that does not read gets nothing more: re-sending into a full socket only grows memory
+    if (conn === null || intervalMs <= 0 || this.inflight.size === 0 || conn.congested) return;
     let moved: InflightEntry[] | undefined;
-    for (const e of this.inflight.values()) {
+    for (const e of [...this.inflight.values()]) {
       if (now - e.sentAt < intervalMs) break; // entries are in send order
       e.sentAt = now;
-      if (e.state === 'publish') conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now);
-      else conn.sendAck(6, e.packetId, 0);
-      (moved ??= []).push(e);
+      this.#resendOne(conn, e, now);
+      if (this.inflight.has(e.packetId)) (moved ??= []).push(e);
     }
     if (moved) {
       // keep the map in send order: re-sent entries go to the back

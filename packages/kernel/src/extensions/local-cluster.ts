@@ -18,11 +18,13 @@ export class LocalClusterTransport implements ClusterTransport {
     let release!: () => void;
     const mine = new Promise<void>((resolve) => {
       release = () => {
-        if (this.#locks.get(clientId) === mine) this.#locks.delete(clientId);
+        // the last in line removes the entry
+        if (this.#locks.get(clientId) === tail) this.#locks.delete(clientId);
         resolve();
       };
     });
-    this.#locks.set(clientId, held ? held.then(() => mine) : mine);
+    const tail = held ? held.then(() => mine) : mine;
+    this.#locks.set(clientId, tail);
     if (!held) return release; // uncontended: no promise, the connect goes on synchronously
     return held.then(() => release);
   }

@@ -1,23 +1,26 @@
 /**
- * One configured listener (`listener.tcp.external`, `listener.ws.internal`, ...): its server, and the
- * admission of new sockets — max_connections (capped by the open-file limit), max_conn_rate and
- * max_handshaking_limit (excess sockets wait paused, within handshake_timeout).
+ * One configured listener (`listener.tcp.external`, `listener.ws.internal`, ...). Every type accepts
+ * raw TCP sockets through one front door, where the limits apply before anything else happens:
+ * max_connections (capped by the open-file limit), max_conn_rate and max_handshaking_limit (excess
+ * sockets wait paused), handshake_timeout from accept to CONNACK (TLS handshake, PROXY header and
+ * WebSocket upgrade included). Then the PROXY header, if configured, and the type's own layer: TLS and
+ * HTTP servers that never listen themselves are handed the socket.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { RmqttError } from '@rmqtt-ts/plugin-api';
+import { RmqttError, type SocketAddress } from '@rmqtt-ts/plugin-api';
 import type { ListenerConfig } from '../config/index.js';
 import { Connection } from '../connection/connection.js';
+import { TokenBucket } from '../delivery/rate.js';
 import type { Kernel } from '../kernel.js';
 import { C } from '../metrics/metrics.js';
-import { TokenBucket } from '../delivery/rate.js';
 import { readProxyHeader } from './proxy-protocol.js';
-import { SocketTransport, WsTransport, type Transport } from './transport.js';
+import { SocketTransport, WsTransport } from './transport.js';
 
 const WS_PROTOCOLS = new Set(['mqtt', 'mqttv3.1']);
 
@@ -33,23 +36,41 @@ export function openFileLimit(): number | undefined {
   return undefined;
 }
 
+/** A socket between accept and its Connection (TLS handshake, PROXY header, WebSocket upgrade). */
+class Pending {
+  remote: SocketAddress | undefined;
+  timer: NodeJS.Timeout | undefined;
+  done = false;
+  constructor(
+    readonly socket: Socket,
+    readonly since: number,
+  ) {}
+}
+
 interface Waiting {
   socket: Socket;
   since: number;
-  /** Called with the accept time: handshake_timeout counts from there, waiting included. */
-  admit: (since: number) => void;
 }
 
 export class MqttListener {
   readonly config: ListenerConfig;
   readonly #k: Kernel;
-  #server: NetServer | HttpServer | undefined;
+  #server: NetServer | undefined;
+  /** The type's own layer, fed sockets by the front door: TLS, HTTP (WS) or HTTPS (WSS). */
+  #inner: TlsServer | HttpServer | undefined;
   #wss: WebSocketServer | undefined;
-  #maxConnections: number;
-  #rate: TokenBucket | null;
+  readonly #maxConnections: number;
+  readonly #rate: TokenBucket | null;
   readonly #waiting: Waiting[] = [];
   #waitTimer: NodeJS.Timeout | undefined;
   #lastAcceptError = 0;
+  /** Raw sockets open on this listener (what max_connections counts). */
+  #sockets = 0;
+  /** Admitted sockets without a Connection yet (they count as handshaking). */
+  #preHandshake = 0;
+  readonly #pending = new WeakMap<Duplex, Pending>();
+  /** The same records, to close them at shutdown. */
+  readonly #unsettled = new Set<Pending>();
 
   constructor(kernel: Kernel, config: ListenerConfig, fdLimit: number | undefined) {
     this.#k = kernel;
@@ -72,7 +93,8 @@ export class MqttListener {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    const server = this.#createServer();
+    this.#inner = this.#createInner();
+    const server = createNetServer({ pauseOnConnect: true }, (s) => this.#accept(s));
     this.#server = server;
     server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +119,7 @@ export class MqttListener {
         throw new RmqttError('ERR_CONFIG', `listener ${cfg.name}: ${key} = "${path}": ${(err as Error).message}`, { cause: err });
       }
     };
-    const opts: TlsOptions = { cert: read('cert', cfg.cert), key: read('key', cfg.key) };
+    const opts: TlsOptions = { cert: read('cert', cfg.cert), key: read('key', cfg.key), handshakeTimeout: cfg.handshakeTimeoutMs };
     if (cfg.crossCertificate) {
       // mutual TLS: the client must present a certificate signed by client_ca_certs
       if (cfg.clientCaCerts !== undefined) opts.ca = read('client_ca_certs', cfg.clientCaCerts);
@@ -107,91 +129,91 @@ export class MqttListener {
     return opts;
   }
 
-  #createServer(): NetServer | HttpServer {
+  #createInner(): TlsServer | HttpServer | undefined {
     const cfg = this.config;
-    switch (cfg.type) {
-      case 'tcp':
-        return createNetServer({ pauseOnConnect: true }, (s) => this.#admit(s, (since) => this.#startSocket(s, 'tcp', since)));
-      case 'tls': {
-        const server = createTlsServer(this.#tlsOptions(), (s) => this.#startSocket(s, 'tls'));
-        // admission before the TLS handshake: count raw sockets
-        server.on('connection', (s: Socket) => this.#gate(s));
-        server.on('tlsClientError', () => this.#k.metrics.counters[C['client.connection.refused']]!++);
-        return server;
-      }
-      case 'ws':
-      case 'wss': {
-        const server = cfg.type === 'ws' ? createHttpServer() : createHttpsServer(this.#tlsOptions());
-        server.on('connection', (s: Socket) => this.#gate(s));
-        const wss = new WebSocketServer({
-          noServer: true,
-          maxPayload: cfg.maxPacketSize + 8,
-          perMessageDeflate: false,
-          // [MQTT-6.0.0-4] the subprotocol is "mqtt" (or "mqttv3.1" for old clients)
-          handleProtocols: (protocols) => {
-            for (const p of protocols) if (WS_PROTOCOLS.has(p)) return p;
-            return false;
-          },
-        });
-        this.#wss = wss;
-        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-          const offered = String(req.headers['sec-websocket-protocol'] ?? '')
-            .split(',')
-            .map((p) => p.trim());
-          if (wsPath(cfg) !== undefined && req.url?.split('?')[0] !== wsPath(cfg)) {
-            socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
-            return;
-          }
-          if (!offered.some((p) => WS_PROTOCOLS.has(p))) {
-            socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
-            return;
-          }
-          wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.#startWs(ws, socket as Socket, cfg.type as 'ws' | 'wss'));
-        });
-        return server;
-      }
+    if (cfg.type === 'tcp') return undefined;
+    if (cfg.type === 'tls') {
+      const server = createTlsServer(this.#tlsOptions(), (s: TLSSocket) => this.#open(s, 'tls'));
+      server.on('tlsClientError', (_err: Error, s: TLSSocket) => {
+        this.#k.metrics.counters[C['client.connection.refused']]!++;
+        s.destroy();
+      });
+      return server;
     }
+    const http = cfg.type === 'ws' ? createHttpServer() : createHttpsServer(this.#tlsOptions());
+    // a socket that never completes its upgrade is closed by the handshake timer, not Node's defaults
+    http.headersTimeout = cfg.handshakeTimeoutMs;
+    http.requestTimeout = cfg.handshakeTimeoutMs;
+    http.on('tlsClientError', (_err: Error, s: TLSSocket) => {
+      this.#k.metrics.counters[C['client.connection.refused']]!++;
+      s.destroy();
+    });
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.maxPacketSize + 8,
+      perMessageDeflate: false,
+      // [MQTT-6.0.0-4] the subprotocol is "mqtt" (or "mqttv3.1" for old clients)
+      handleProtocols: (protocols) => {
+        for (const p of protocols) if (WS_PROTOCOLS.has(p)) return p;
+        return false;
+      },
+    });
+    this.#wss = wss;
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((p) => p.trim());
+      if (cfg.wsPath !== undefined && req.url?.split('?')[0] !== cfg.wsPath) {
+        socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
+        return;
+      }
+      if (!offered.some((p) => WS_PROTOCOLS.has(p))) {
+        socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.#open(socket as Socket, cfg.type as 'ws' | 'wss', ws));
+    });
+    // plain HTTP requests get nothing: this port speaks MQTT over WebSocket only
+    http.on('request', (_req, res) => {
+      res.writeHead(426, { Connection: 'close' }).end();
+    });
+    return http;
   }
 
-  /** For TLS and WebSocket servers: count the raw socket against the limits, pausing it if it must wait. */
-  #gate(socket: Socket): void {
-    if (!this.#underConnectionLimit(socket)) return;
-    if (this.#mustWait()) {
-      socket.pause();
-      this.#enqueue(socket, () => socket.resume());
-    }
-  }
+  // ---- the front door ----
 
-  #underConnectionLimit(socket: Socket): boolean {
-    if (this.#k.closing || this.#k.connections.counts(this.config.name).open + this.#waiting.length >= this.#maxConnections) {
+  #accept(socket: Socket): void {
+    if (this.#k.closing || this.#sockets >= this.#maxConnections) {
       this.#k.metrics.counters[C['client.connection.refused']]!++;
       socket.destroy();
-      return false;
+      return;
     }
-    return true;
+    this.#sockets++;
+    socket.once('close', () => {
+      this.#sockets--;
+    });
+    // errors (ECONNRESET, ...) are followed by 'close', which is what the rest of the broker handles
+    socket.on('error', noop);
+    socket.setNoDelay(this.config.nodelay);
+    if (this.config.tcpKeepalive) socket.setKeepAlive(true);
+    const since = Date.now();
+    if (this.#mustWait()) {
+      this.#waiting.push({ socket, since });
+      this.#scheduleWaiting(this.#rate?.waitFor(1) ?? 100);
+      return;
+    }
+    this.#admit(socket, since);
   }
 
   #mustWait(): boolean {
-    const c = this.#k.connections.counts(this.config.name);
-    const limit = this.config.maxHandshakingLimit;
     if (this.#waiting.length > 0) return true;
-    if (limit > 0 && c.handshaking >= limit) return true;
+    const limit = this.config.maxHandshakingLimit;
+    if (limit > 0 && this.#handshaking() >= limit) return true;
     return this.#rate !== null && !this.#rate.tryTake(1);
   }
 
-  #admit(socket: Socket, start: (since: number) => void): void {
-    if (!this.#underConnectionLimit(socket)) return;
-    if (this.#mustWait()) {
-      this.#enqueue(socket, start);
-      return;
-    }
-    start(Date.now());
-  }
-
-  #enqueue(socket: Socket, admit: (since: number) => void): void {
-    socket.on('error', noop);
-    this.#waiting.push({ socket, since: Date.now(), admit });
-    this.#scheduleWaiting(this.#rate?.waitFor(1) ?? 100);
+  #handshaking(): number {
+    return this.#k.connections.counts(this.config.name).handshaking + this.#preHandshake;
   }
 
   #scheduleWaiting(ms: number): void {
@@ -206,7 +228,6 @@ export class MqttListener {
   /** Let waiting sockets in while the limits allow; drop those that waited past handshake_timeout. */
   admitWaiting(): void {
     const now = Date.now();
-    const c = this.#k.connections.counts(this.config.name);
     const limit = this.config.maxHandshakingLimit;
     while (this.#waiting.length > 0) {
       const w = this.#waiting[0]!;
@@ -218,45 +239,86 @@ export class MqttListener {
         }
         continue;
       }
-      if (limit > 0 && c.handshaking >= limit) break;
+      if (limit > 0 && this.#handshaking() >= limit) break;
       if (this.#rate !== null && !this.#rate.tryTake(1)) {
         this.#scheduleWaiting(this.#rate.waitFor(1));
         return;
       }
       this.#waiting.shift();
-      w.admit(w.since);
+      this.#admit(w.socket, w.since);
     }
     if (this.#waiting.length > 0) this.#scheduleWaiting(100);
   }
 
-  #startSocket(socket: Socket, kind: 'tcp' | 'tls', since = Date.now()): void {
-    const cfg = this.config;
-    socket.setNoDelay(cfg.nodelay);
-    if (cfg.tcpKeepalive) socket.setKeepAlive(true);
-    if (cfg.proxyProtocol) {
-      socket.on('error', noop);
-      readProxyHeader(socket, cfg.proxyProtocolTimeoutMs).then(
-        (r) => {
-          this.#open(new SocketTransport(socket, kind, r.remote), r.rest, since);
-          socket.resume();
-        },
-        () => socket.destroy(),
-      );
+  /** Admitted: the PROXY header (if any), then the type's layer; the handshake clock keeps running. */
+  #admit(socket: Socket, since: number): void {
+    const p = new Pending(socket, since);
+    this.#pending.set(socket, p);
+    this.#unsettled.add(p);
+    this.#preHandshake++;
+    const left = this.config.handshakeTimeoutMs - (Date.now() - since);
+    p.timer = setTimeout(() => {
+      this.#k.metrics.counters[C['client.handshaking.timeout']]!++;
+      this.#settle(p);
+      socket.destroy();
+    }, Math.max(1, left));
+    p.timer.unref();
+    socket.once('close', () => this.#settle(p));
+    if (!this.config.proxyProtocol) {
+      this.#handOver(socket);
       return;
     }
-    this.#open(new SocketTransport(socket, kind), undefined, since);
+    readProxyHeader(socket, this.config.proxyProtocolTimeoutMs).then(
+      (h) => {
+        if (socket.destroyed) return;
+        p.remote = h.remote;
+        if (h.rest.length > 0) socket.unshift(h.rest);
+        this.#handOver(socket);
+      },
+      () => {
+        this.#k.metrics.counters[C['client.connection.refused']]!++;
+        socket.destroy();
+      },
+    );
+  }
+
+  #handOver(socket: Socket): void {
+    const inner = this.#inner;
+    if (inner === undefined) {
+      this.#open(socket, 'tcp');
+      socket.resume();
+      return;
+    }
+    // the TLS / HTTP layer reads from here on; the pending record follows the socket it will see
     socket.resume();
+    inner.emit('connection', socket);
   }
 
-  #startWs(ws: WebSocket, socket: Socket, kind: 'ws' | 'wss'): void {
-    socket.setNoDelay(this.config.nodelay);
-    this.#open(new WsTransport(ws, socket, kind), undefined, Date.now());
+  #settle(p: Pending): void {
+    if (p.done) return;
+    p.done = true;
+    this.#unsettled.delete(p);
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    this.#preHandshake--;
+    if (this.#waiting.length > 0) this.admitWaiting();
   }
 
-  #open(transport: Transport, initial: Buffer | undefined, acceptedAt: number): void {
-    const conn = new Connection(this.#k, this.config, transport, acceptedAt);
-    conn.start();
-    if (initial !== undefined && initial.length > 0) conn.feed(initial);
+  /** The MQTT layer begins: a Connection, which takes over the handshake bookkeeping. */
+  #open(socket: Socket, kind: 'tcp' | 'tls' | 'ws' | 'wss', ws?: WebSocket): void {
+    const p = this.#findPending(socket);
+    const since = p?.since ?? Date.now();
+    if (p !== undefined) this.#settle(p);
+    const remote = p?.remote;
+    const transport = ws !== undefined ? new WsTransport(ws, socket, kind as 'ws' | 'wss', remote) : new SocketTransport(socket, kind as 'tcp' | 'tls', remote);
+    new Connection(this.#k, this.config, transport, since).start();
+  }
+
+  #findPending(socket: Socket): Pending | undefined {
+    const direct = this.#pending.get(socket);
+    if (direct !== undefined) return direct;
+    // a TLS socket: its record is under the raw socket it wraps
+    const parent = (socket as unknown as { _parent?: Socket })._parent;
+    return parent !== undefined ? this.#pending.get(parent) : undefined;
   }
 
   #serverError(err: NodeJS.ErrnoException): void {
@@ -268,18 +330,16 @@ export class MqttListener {
     }
   }
 
+  /** Stop accepting; resolves once every socket of this listener is closed. */
   async stop(): Promise<void> {
     if (this.#waitTimer) clearTimeout(this.#waitTimer);
     for (const w of this.#waiting.splice(0)) w.socket.destroy();
+    for (const p of [...this.#unsettled]) p.socket.destroy();
     this.#wss?.close();
     const server = this.#server;
     if (server === undefined) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-function wsPath(cfg: ListenerConfig): string | undefined {
-  return cfg.wsPath;
 }
 
 function noop(): void {}

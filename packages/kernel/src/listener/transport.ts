@@ -131,11 +131,11 @@ export class WsTransport implements Transport {
   #scheduled = false;
   #ending = false;
 
-  constructor(ws: WebSocket, socket: Socket, kind: 'ws' | 'wss') {
+  constructor(ws: WebSocket, socket: Socket, kind: 'ws' | 'wss', remote?: SocketAddress) {
     this.#ws = ws;
     this.#socket = socket;
     this.kind = kind;
-    this.remote = { ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    this.remote = remote ?? { ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 };
     this.local = { ip: normalizeIp(socket.localAddress), port: socket.localPort ?? 0 };
     this.certCommonName = kind === 'wss' ? certCn(socket) : undefined;
   }

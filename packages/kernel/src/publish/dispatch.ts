@@ -44,8 +44,7 @@ export class Dispatcher {
       const e = direct[0] as KernelRoute;
       if (this.#accepts(e, msg, publisher)) {
         const o = e.options;
-        const sid = o.subscriptionId;
-        e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, sid === undefined ? undefined : [sid], cache, now);
+        e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
         n++;
       }
     } else if (direct.length > 1) {
@@ -54,10 +53,9 @@ export class Dispatcher {
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
       const e = this.#k.selector.pick(g, msg, isOnline) as KernelRoute | undefined;
-      if (e === undefined || (e.deliverIf !== undefined && !e.deliverIf(msg.topic))) continue;
+      if (e === undefined || e.target.terminated || (e.deliverIf !== undefined && !e.deliverIf(msg.topic))) continue;
       const o = e.options;
-      const sid = o.subscriptionId;
-      e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, sid === undefined ? undefined : [sid], cache, now);
+      e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
       n++;
     }
     return n;

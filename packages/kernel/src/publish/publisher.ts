@@ -32,6 +32,12 @@ export interface PublishOutcome {
 }
 
 const DENY: PublishAclResult = Object.freeze({ allow: false });
+/** The `messages.dropped.<reason>` counter of each drop reason. */
+const DROPPED_INDEX: ReadonlyMap<string, number> = new Map(
+  Object.entries(C)
+    .filter(([name]) => name.startsWith('messages.dropped.'))
+    .map(([name, i]) => [name.slice('messages.dropped.'.length), i]),
+);
 const ORIGINS: readonly MessageOrigin[] = ['custom', 'admin', 'system', 'lastwill', 'bridge', 'retain'];
 
 function counterIndex(prefix: string, origin: MessageOrigin): number {
@@ -122,12 +128,26 @@ export class Publisher {
       if (k.hooks.has('message.nonsubscribed')) k.hooks.observe('message.nonsubscribed', { message: msg });
     }
     const ms = k.ext.messageStore;
-    if (ms !== null) void Promise.resolve(ms.store(msg)).catch((err: unknown) => k.logger.error({ err }, 'message store failed'));
-    void Promise.resolve(k.ext.cluster.forward(msg)).catch((err: unknown) => k.logger.error({ err }, 'cluster forward failed'));
+    if (ms !== null) this.#safely('message store', () => ms.store(msg));
+    const cluster = k.ext.cluster;
+    this.#safely('cluster forward', () => cluster.forward(msg));
     return { allowed: true, matched, reasonCode: matched === 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, disconnect: false };
   }
 
-  /** `$delayed/{s}/topic`: route after the delay; over mqtt.delayed_publish_max, now or never by config. */
+  /** Run an extension point's call; its failure, synchronous or not, is logged and goes no further. */
+  #safely(what: string, fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.catch((err: unknown) => this.#k.logger.error({ err }, `${what} failed`));
+    } catch (err) {
+      this.#k.logger.error({ err }, `${what} failed`);
+    }
+  }
+
+  /**
+   * `$delayed/{s}/topic`: route after the delay; over mqtt.delayed_publish_max, now or never by config.
+   * A message that expires first is let go at its expiry, so it does not hold memory for the delay.
+   */
   #schedule(msg: Message, delay: number): PublishOutcome | Promise<PublishOutcome> {
     const k = this.#k;
     const mq = k.config.mqtt;
@@ -138,7 +158,8 @@ export class Publisher {
     }
     this.#delayed++;
     k.metrics.gauges.delayed_publishs.inc();
-    k.scheduler.at(Date.now() + delay * 1000, () => {
+    const due = Date.now() + delay * 1000;
+    k.scheduler.at(msg.expiresAt !== 0 && msg.expiresAt < due ? msg.expiresAt : due, () => {
       this.#delayed--;
       k.metrics.gauges.delayed_publishs.dec();
       if (msg.expiresAt !== 0 && msg.expiresAt <= Date.now()) {
@@ -248,8 +269,8 @@ export class Publisher {
   dropped(clientId: string | undefined, msg: Message, reason: DropReason): void {
     const k = this.#k;
     k.metrics.counters[C['messages.dropped']]!++;
-    const name = `messages.dropped.${reason}`;
-    if (Object.hasOwn(C, name)) k.metrics.counters[C[name as CounterName]]!++;
+    const i = DROPPED_INDEX.get(reason);
+    if (i !== undefined) k.metrics.counters[i]!++;
     if (k.hooks.has('message.dropped')) k.hooks.observe('message.dropped', { clientId, message: msg, reason });
   }
 
@@ -283,13 +304,12 @@ export class Publisher {
     const k = this.#k;
     const route = sub.route as KernelRoute;
     const o = sub.options;
-    const sid = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
     const now = Date.now();
     for (const m of msgs) {
       if (s.terminated) return;
       if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
       k.metrics.counters[C['messages.delivered.retain']]!++;
-      s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, true, sid, null, now);
+      s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, true, route.subIds, null, now);
     }
   }
 
@@ -303,13 +323,12 @@ export class Publisher {
       const msgs = await ms.match(sub.filter, now);
       const route = sub.route as KernelRoute;
       const o = sub.options;
-      const sid = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
       const sent: number[] = [];
       for (const m of msgs) {
         if (s.terminated) return;
         if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
         if (await ms.delivered(s.clientId, m.id)) continue;
-        s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, o.retainAsPublished && m.retain, sid, null, now);
+        s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, o.retainAsPublished && m.retain, route.subIds, null, now);
         sent.push(m.id);
       }
       if (sent.length > 0) await ms.markDelivered(s.clientId, sent);

@@ -31,15 +31,10 @@ export class SessionJournal {
     if (batch.length === 0) return;
     this.#batch = [];
     const store = this.#ext.sessionStore;
-    try {
-      const r = store.apply(batch);
-      if (r instanceof Promise) {
-        // durable stores write in order: the next batch waits for this one
-        this.#writing = this.#writing.then(() => r).catch((err: unknown) => this.#logger.error({ err }, 'session store write failed'));
-      }
-    } catch (err) {
-      this.#logger.error({ err }, 'session store write failed');
-    }
+    // batches reach the store in order: a batch starts only after the previous one was written
+    this.#writing = this.#writing
+      .then(() => store.apply(batch))
+      .catch((err: unknown) => this.#logger.error({ err }, 'session store write failed'));
   };
 
   /** Resolves once everything recorded so far was handed to the store and written. */

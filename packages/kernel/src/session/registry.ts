@@ -1,8 +1,8 @@
 /**
- * All sessions of this node by client id: opening (new, resumed, taken over), detaching on disconnect
- * (will, expiry), terminating.
+ * All sessions of this node by client id: opening (new, resumed, taken over), attaching a connection
+ * at CONNACK, detaching on disconnect (will, expiry), terminating.
  */
-import type { ClusterTransport, ConnectInfo, DisconnectReason, SessionSnapshot, WillInfo } from '@rmqtt-ts/plugin-api';
+import type { ConnectInfo, DisconnectReason, SessionSnapshot, WillInfo } from '@rmqtt-ts/plugin-api';
 import type { ListenerConfig } from '../config/index.js';
 import type { Connection } from '../connection/connection.js';
 import type { Kernel } from '../kernel.js';
@@ -15,6 +15,8 @@ export interface OpenResult {
   session: Session;
   present: boolean;
 }
+
+const TAKEN_OVER: DisconnectReason = Object.freeze({ code: 0x8e, by: 'server', message: 'session taken over' });
 
 export class SessionRegistry {
   readonly #sessions = new Map<string, Session>();
@@ -36,33 +38,48 @@ export class SessionRegistry {
     return this.#sessions.values();
   }
 
+  /** Run an extension point's call without letting its failure (sync or async) escape. */
+  #safely(what: string, fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.catch((err: unknown) => this.#k.logger.error({ err }, `${what} failed`));
+    } catch (err) {
+      this.#k.logger.error({ err }, `${what} failed`);
+    }
+  }
+
   /**
-   * Give a connection its session: take over a connected one (DISCONNECT 0x8E to the old connection),
-   * resume a persistent one unless clean start asks for a new one, or create one. A session from another
-   * node comes through the cluster transport.
+   * Find or make the session of a CONNECT: take over a connected one (DISCONNECT 0x8E to the old
+   * connection), resume a persistent one unless clean start asks for a new one, or create one. A
+   * session held by another node comes through the cluster transport. The session is returned
+   * detached: the connection is attached only when its CONNACK goes out (attach), so nothing is
+   * written to it before that.
    */
   async open(conn: Connection, info: ConnectInfo, expiryInterval: number): Promise<OpenResult> {
     const k = this.#k;
-    const now = Date.now();
     let existing = this.#sessions.get(info.clientId);
-    if (existing === undefined) existing = await this.#fromCluster(info, conn.listener, now);
+    if (existing === undefined) existing = await this.#fromCluster(info, conn.listener);
     let present = false;
     let session: Session | undefined;
     if (existing !== undefined) {
       const old = existing.conn;
+      let takenWill: WillInfo | undefined;
       if (old !== null) {
-        this.#detach(existing, { code: 0x8e, by: 'server', message: 'session taken over' }, true, true);
+        takenWill = this.#detach(existing, TAKEN_OVER, true);
         old.session = null; // its close must not touch the session any more
         old.disconnect(0x8e, 'session taken over');
       }
       if (existing.expiryDeadline !== undefined) k.scheduler.cancel(existing.expiryDeadline);
       existing.expiryDeadline = undefined;
       if (info.cleanStart) {
+        if (takenWill !== undefined) k.publisher.publishWill(existing.info, takenWill);
         this.terminate(existing, 'discarded');
       } else {
         session = existing;
         present = true;
-        // the will of the previous connection waits no more: the session resumed [MQTT-3.1.3-9]
+        // a taken-over connection's will goes out unless it has a delay and the session resumes;
+        // a will waiting for its delay is cancelled by the resume [MQTT-3.1.3-9]
+        if (takenWill !== undefined && takenWill.delayInterval <= 0) k.publisher.publishWill(existing.info, takenWill);
         if (existing.willDeadline !== undefined) k.scheduler.cancel(existing.willDeadline);
         existing.willDeadline = undefined;
         existing.pendingWill = undefined;
@@ -70,32 +87,52 @@ export class SessionRegistry {
       }
     }
     if (session === undefined) {
-      session = new Session(k, info, conn.listener, expiryInterval, now);
+      session = new Session(k, info, conn.listener, expiryInterval, Date.now());
       this.#sessions.set(info.clientId, session);
       k.metrics.gauges.sessions.inc();
       k.metrics.counters[C['session.created']]!++;
-      void k.ext.cluster.register(info.clientId);
+      this.#safely('cluster register', () => k.ext.cluster.register(info.clientId));
       if (k.hooks.has('session.created')) void k.hooks.observe('session.created', { client: session.info });
     } else {
       session.connectInfo = info;
       session.listener = conn.listener;
       session.expiryInterval = expiryInterval;
     }
-    session.conn = conn;
-    session.connectedAt = now;
-    session.disconnectedAt = undefined;
-    session.disconnectReason = undefined;
-    if (session.persistent) k.journal.record({ op: 'put', session: session.snapshot(k.nodeId) });
     return { session, present };
   }
 
-  async #fromCluster(info: ConnectInfo, listener: ListenerConfig, now: number): Promise<Session | undefined> {
-    const cluster: ClusterTransport = this.#k.ext.cluster;
+  /** The CONNACK is going out: the session is online on this connection from now on. */
+  attach(s: Session, conn: Connection): void {
+    const k = this.#k;
+    s.conn = conn;
+    s.connectedAt = Date.now();
+    s.disconnectedAt = undefined;
+    s.disconnectReason = undefined;
+    if (s.persistent) {
+      s.journaled = true;
+      k.journal.record({ op: 'put', session: s.snapshot(k.nodeId) });
+    }
+  }
+
+  /**
+   * The connection closed while its session was being opened: the session stays (or ends) as if its
+   * client had disconnected, without a will (the connection was never accepted).
+   */
+  abandon(s: Session): void {
+    if (s.conn !== null || s.terminated) return;
+    const now = Date.now();
+    s.disconnectedAt = now;
+    if (s.expiryInterval === 0) this.terminate(s, 'disconnected');
+    else this.#scheduleExpiry(s, now);
+  }
+
+  async #fromCluster(info: ConnectInfo, listener: ListenerConfig): Promise<Session | undefined> {
+    const cluster = this.#k.ext.cluster;
     const node = await cluster.locate(info.clientId);
     if (node === undefined || node === this.#k.nodeId) return undefined;
     const snap = await cluster.takeover(info.clientId, node);
     if (snap === undefined) return undefined;
-    return this.restore(snap, listener, now);
+    return this.restore(snap, listener, Date.now());
   }
 
   /** Rebuild an offline session from a snapshot (another node's, or the SessionStore's at start-up). */
@@ -109,7 +146,7 @@ export class SessionRegistry {
     this.#sessions.set(s.clientId, s);
     k.metrics.gauges.sessions.inc();
     restoreSubscriptions(k, s, snap.subscriptions);
-    void k.ext.cluster.register(s.clientId);
+    this.#safely('cluster register', () => k.ext.cluster.register(s.clientId));
     this.#scheduleExpiry(s, s.disconnectedAt);
     return s;
   }
@@ -118,32 +155,25 @@ export class SessionRegistry {
   connectionClosed(conn: Connection, reason: DisconnectReason, publishWill: boolean): void {
     const s = conn.session;
     if (s === null || s.conn !== conn) return;
-    this.#detach(s, reason, publishWill, false);
+    const will = this.#detach(s, reason, publishWill);
+    const k = this.#k;
+    if (s.persistent) k.journal.record({ op: 'offline', clientId: s.clientId, at: s.disconnectedAt!, expiryInterval: s.expiryInterval });
+    if (will !== undefined) this.#armWill(s, will, s.disconnectedAt!);
+    if (s.expiryInterval === 0) this.terminate(s, reason.by === 'server' ? 'kicked' : 'disconnected');
+    else this.#scheduleExpiry(s, s.disconnectedAt!);
   }
 
-  /**
-   * The session goes offline: hooks and metrics, then the will and the expiry. On takeover the
-   * session is not expired here: the new connection decides its fate.
-   */
-  #detach(s: Session, reason: DisconnectReason, publishWill: boolean, takeover: boolean): void {
+  /** The session goes offline: hooks and metrics. Returns the will to publish, if any. */
+  #detach(s: Session, reason: DisconnectReason, publishWill: boolean): WillInfo | undefined {
     const k = this.#k;
-    const now = Date.now();
     s.conn = null;
-    s.disconnectedAt = now;
+    s.disconnectedAt = Date.now();
     s.disconnectReason = reason.message;
     s.out.detach();
     k.metrics.counters[C['client.disconnected']]!++;
     if (k.hooks.has('client.disconnected')) void k.hooks.observe('client.disconnected', { client: s.info, reason });
     // the will of the connection that just ended (its CONNECT is still the session's connect info)
-    const will = publishWill ? s.connectInfo.will : undefined;
-    if (takeover) {
-      if (will !== undefined) this.#armWill(s, will, now);
-      return;
-    }
-    if (s.persistent) k.journal.record({ op: 'offline', clientId: s.clientId, at: now, expiryInterval: s.expiryInterval });
-    if (will !== undefined) this.#armWill(s, will, now);
-    if (s.expiryInterval === 0) this.terminate(s, reason.by === 'server' ? 'kicked' : 'disconnected');
-    else this.#scheduleExpiry(s, now);
+    return publishWill ? s.connectInfo.will : undefined;
   }
 
   /** Publish a will now, or at the earlier of its delay and the session's end [MQTT-3.1.3-9]. */
@@ -170,8 +200,11 @@ export class SessionRegistry {
     });
   }
 
-  /** End a session: subscriptions, queue and inflight go; a pending will is published now. */
-  terminate(s: Session, reason: string): void {
+  /**
+   * End a session: subscriptions, queue and inflight go; a pending will is published now. `moved`:
+   * the session continues on another node, so the cluster registry and stored-message records stay.
+   */
+  terminate(s: Session, reason: string, moved = false): void {
     if (s.terminated) return;
     const k = this.#k;
     s.terminated = true;
@@ -186,25 +219,33 @@ export class SessionRegistry {
     s.awaitingRel.clear();
     const will = s.pendingWill;
     s.pendingWill = undefined;
-    if (will !== undefined) k.publisher.publishWill(s.info, will);
+    if (will !== undefined && !moved) k.publisher.publishWill(s.info, will);
     k.metrics.counters[C['session.terminated']]!++;
-    if (s.persistent || s.expiryInterval === 0) k.journal.record({ op: 'remove', clientId: s.clientId });
-    void k.ext.cluster.unregister(s.clientId);
-    if (k.ext.messageStore !== null) void k.ext.messageStore.forget(s.clientId);
+    if (s.journaled) k.journal.record({ op: 'remove', clientId: s.clientId });
+    if (!moved) {
+      this.#safely('cluster unregister', () => k.ext.cluster.unregister(s.clientId));
+      const ms = k.ext.messageStore;
+      if (ms !== null) this.#safely('message store forget', () => ms.forget(s.clientId));
+    }
     if (k.hooks.has('session.terminated')) void k.hooks.observe('session.terminated', { client: s.info, reason });
   }
 
-  /** Kick a client and end its session (admin action, or handing the session to another node). */
-  kick(clientId: string, reasonCode: number, message: string): Session | undefined {
+  /**
+   * Disconnect a client and end its session: an administrator's kick (DISCONNECT 0x98; the will is
+   * published, as for any server-side close [MQTT-3.1.2-8]), or a session moving to another node (0x8E,
+   * no will: it goes along with the session).
+   */
+  kick(clientId: string, reasonCode: number, message: string, moved = false): Session | undefined {
     const s = this.#sessions.get(clientId);
     if (s === undefined) return undefined;
     const conn = s.conn;
     if (conn !== null) {
-      this.#detach(s, { code: reasonCode, by: 'server', message }, false, true);
+      const will = this.#detach(s, { code: reasonCode, by: 'server', message }, !moved);
       conn.session = null;
       conn.disconnect(reasonCode, message, false);
+      if (will !== undefined) this.#k.publisher.publishWill(s.info, will);
     }
-    this.terminate(s, message);
+    this.terminate(s, message, moved);
     return s;
   }
 }

@@ -84,6 +84,8 @@ export class Session {
   pendingWill: WillInfo | undefined;
   willDeadline: DeadlineHandle | undefined;
   terminated = false;
+  /** Written to the SessionStore at least once (so its end must be written too). */
+  journaled = false;
   /** Scratch for merging overlapping subscriptions while one message is routed (see publish/dispatch). */
   routeMark = 0;
   routeQos: 0 | 1 | 2 = 0;
@@ -106,10 +108,12 @@ export class Session {
   }
 
   snapshot(node: number): SessionSnapshot {
+    // the password is not part of a session: it is never written to a store
+    const connectInfo = this.connectInfo.password === undefined ? this.connectInfo : { ...this.connectInfo, password: undefined };
     return {
       clientId: this.clientId,
       node,
-      connectInfo: this.connectInfo,
+      connectInfo,
       createdAt: this.createdAt,
       disconnectedAt: this.disconnectedAt,
       expiryInterval: this.expiryInterval,

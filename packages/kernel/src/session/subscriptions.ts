@@ -19,6 +19,8 @@ import { type Session, SessionSubscription } from './session.js';
 
 /** A route entry as the kernel makes them: the session itself is the target. */
 export class KernelRoute implements RouteEntry {
+  /** The Subscription Identifier as the list a delivery carries (made once, shared by deliveries). */
+  readonly subIds: readonly number[] | undefined;
   constructor(
     readonly clientId: string,
     readonly filter: string,
@@ -26,7 +28,9 @@ export class KernelRoute implements RouteEntry {
     readonly target: Session,
     /** From the ACL: only topics for which this holds are delivered. */
     readonly deliverIf: ((topic: string) => boolean) | undefined,
-  ) {}
+  ) {
+    this.subIds = options.subscriptionId === undefined ? undefined : Object.freeze([options.subscriptionId]);
+  }
 }
 
 /** Result of one filter of a SUBSCRIBE. `protocolError` ends the connection (0x82). */
@@ -94,6 +98,8 @@ function grant(
   requested: SubscriptionOptions,
   acl: SubscribeAclResult | undefined,
 ): SubscribeOutcome {
+  // an asynchronous hook may answer after the session ended: nothing may be added to it then
+  if (s.terminated) return { code: ReasonCode.UnspecifiedError };
   if (acl !== undefined && !acl.allow) {
     k.metrics.counters[C['client.subscribe.auth.error']]!++;
     return { code: acl.reasonCode ?? ReasonCode.NotAuthorized };

@@ -69,11 +69,14 @@ export function handleAuth(conn: Connection, p: AuthPacket): void | Promise<void
     }
     return Promise.resolve(decide(conn, pending.info, pending.method, p.properties.authenticationData, false)).then((r) => afterDecision(conn, pending, r));
   }
-  // after CONNACK: re-authentication with the method of the CONNECT
-  if (p.reasonCode !== ReasonCode.ReAuthenticate || conn.authMethod === undefined || method !== conn.authMethod) {
-    conn.protocolFailure(ReasonCode.ProtocolError, 'AUTH without enhanced authentication');
+  // after CONNACK: re-authentication with the method of the CONNECT, started by 0x19 and continued
+  // by 0x18 steps while the handler asks for more [MQTT-4.12.1-1]
+  const expected = conn.reauthenticating ? ReasonCode.ContinueAuthentication : ReasonCode.ReAuthenticate;
+  if (p.reasonCode !== expected || conn.authMethod === undefined || method !== conn.authMethod) {
+    conn.protocolFailure(ReasonCode.ProtocolError, conn.authMethod === undefined ? 'AUTH without enhanced authentication' : 'unexpected AUTH');
     return;
   }
+  conn.reauthenticating = true;
   const info = conn.session!.connectInfo;
   return Promise.resolve(decide(conn, info, method, p.properties.authenticationData, true)).then((r) => {
     if (conn.closed) return;
@@ -81,6 +84,7 @@ export function handleAuth(conn: Connection, p: AuthPacket): void | Promise<void
       conn.disconnect(r?.reasonCode ?? ReasonCode.NotAuthorized, 're-authentication failed');
       return;
     }
+    if (r.reasonCode !== ReasonCode.ContinueAuthentication) conn.reauthenticating = false;
     conn.sendPacket({ type: 15, reasonCode: r.reasonCode, properties: authProps(method, r.data) });
   });
 }

@@ -5,7 +5,7 @@
  * client.connack → client.connected → inflight re-sent, queue drained.
  */
 import { randomUUID } from 'node:crypto';
-import { ReasonCode, type AuthResult, type ConnectInfo } from '@rmqtt-ts/plugin-api';
+import { ReasonCode, topicLevels, type AuthResult, type ConnectInfo } from '@rmqtt-ts/plugin-api';
 import type { ConnectPacket, Properties } from '../../codec/packets.js';
 import { C } from '../../metrics/metrics.js';
 import { messagePropertiesOf } from '../../publish/message-properties.js';
@@ -65,7 +65,11 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
     if (will.qos > L.maxQosAllowed) {
       // v5 CONNACK 0x9B [MQTT-3.2.2-12]; a 3.x client is just closed
       if (v5) return refuse(conn, ReasonCode.QoSNotSupported, `will QoS ${will.qos} above ${L.maxQosAllowed}`);
-      return closeSilently(conn, 'will QoS above max_qos_allowed');
+      return closeSilently(conn, ReasonCode.QoSNotSupported, 'will QoS above max_qos_allowed');
+    }
+    if (L.maxTopicLevels > 0 && topicLevels(will.topic) > L.maxTopicLevels) {
+      if (v5) return refuse(conn, ReasonCode.TopicNameInvalid, `will topic has more than ${L.maxTopicLevels} levels`);
+      return closeSilently(conn, ReasonCode.TopicNameInvalid, 'will topic has too many levels');
     }
     if (will.retain && k.ext.retainStore === null) {
       if (v5) return refuse(conn, ReasonCode.RetainNotSupported, 'will retain without retained messages');
@@ -145,12 +149,12 @@ async function authenticate(conn: Connection, info: ConnectInfo): Promise<AuthRe
     if (L.allowAnonymous) return { result: 'allow' };
     if (info.username === undefined) k.metrics.counters[C['client.auth.anonymous.error']]!++;
     k.metrics.counters[C['client.connack.auth.error']]!++;
-    refuse(conn, ReasonCode.NotAuthorized, 'not authorized');
+    refuse(conn, ReasonCode.NotAuthorized, 'not authorized', info);
     return undefined;
   }
   if (decision.result !== 'allow') {
     k.metrics.counters[C['client.connack.auth.error']]!++;
-    refuse(conn, decision.reasonCode ?? ReasonCode.BadUserNameOrPassword, 'authentication failed');
+    refuse(conn, decision.reasonCode ?? ReasonCode.BadUserNameOrPassword, 'authentication failed', info);
     return undefined;
   }
   return decision;
@@ -168,21 +172,26 @@ export async function completeConnect(
   const k = conn.kernel;
   const L = conn.listener;
   const unlock = await k.ext.cluster.lock(info.clientId);
-  let present: boolean;
+  let opened;
   try {
     if (conn.closed) return;
-    const opened = await k.sessions.open(conn, info, expiry);
-    const s = opened.session;
-    present = opened.present;
-    s.superuser = superuser;
-    if (attributes !== undefined) for (const [key, value] of Object.entries(attributes)) s.attributes.set(key, value);
-    conn.session = s;
-    conn.state = 'connected';
-    k.connections.connected(conn);
+    opened = await k.sessions.open(conn, info, expiry);
+    if (conn.closed) {
+      // the client went away while its session was opened
+      k.sessions.abandon(opened.session);
+      return;
+    }
   } finally {
     unlock();
   }
-  const s = conn.session!;
+  const s = opened.session;
+  const present = opened.present;
+  s.superuser = superuser;
+  if (attributes !== undefined) for (const [key, value] of Object.entries(attributes)) s.attributes.set(key, value);
+  conn.session = s;
+  conn.state = 'connected';
+  k.connections.connected(conn);
+  k.sessions.attach(s, conn);
   const props: Properties = {};
   if (conn.version === 5) {
     if (info.sessionExpiryInterval !== conn.connectSessionExpiry) props.sessionExpiryInterval = info.sessionExpiryInterval;
@@ -205,16 +214,22 @@ export async function completeConnect(
   s.out.attach(conn.receiveMaximum);
 }
 
-/** Refuse with a CONNACK code (3.x: the matching return code) and close. */
-export function refuse(conn: Connection, code: number, message: string): void {
+/**
+ * Refuse with a CONNACK code (3.x: the matching return code) and close. Once the CONNECT is understood
+ * (info known), the refusal is a client.connack event too.
+ */
+export function refuse(conn: Connection, code: number, message: string, info?: ConnectInfo): void {
   const k = conn.kernel;
   k.metrics.counters[C['client.connack.error']]!++;
   conn.sendConnack(false, code, conn.reasonProps(code, message, true));
+  if (info !== undefined && k.hooks.has('client.connack')) {
+    void k.hooks.observe('client.connack', { connectInfo: info, reasonCode: code, sessionPresent: false });
+  }
   k.logger.debug({ clientId: conn.clientId, code, reason: message }, 'connection refused');
   conn.teardown({ code, by: 'server', message }, false);
 }
 
-function closeSilently(conn: Connection, message: string): void {
+function closeSilently(conn: Connection, code: number, message: string): void {
   conn.kernel.metrics.counters[C['client.connack.error']]!++;
-  conn.teardown({ code: ReasonCode.QoSNotSupported, by: 'server', message }, false);
+  conn.teardown({ code, by: 'server', message }, false);
 }

@@ -2,7 +2,7 @@
  * PUBLISH from the client: resolve the topic alias and `$delayed/`, check QoS, retain and flow control,
  * drop QoS 2 duplicates, run the pipeline, acknowledge.
  */
-import { ReasonCode, isValidTopicName, type Message } from '@rmqtt-ts/plugin-api';
+import { ReasonCode, isValidTopicName, topicLevels, type Message } from '@rmqtt-ts/plugin-api';
 import type { PublishPacket } from '../../codec/packets.js';
 import type { PublishOutcome } from '../../publish/publisher.js';
 import { messagePropertiesOf } from '../../publish/message-properties.js';
@@ -60,7 +60,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
     }
     // inbound flow control: v5 against our Receive Maximum, v3 against max_awaiting_rel
     if (v5) {
-      if (s.awaitingRel.size + conn.pendingQos1 >= L.maxInflight) {
+      if (conn.inboundQos2.size + conn.pendingQos1 >= L.maxInflight) {
         conn.protocolFailure(ReasonCode.ReceiveMaximumExceeded, `more than ${L.maxInflight} QoS 1/2 messages unacknowledged`);
         return;
       }
@@ -68,7 +68,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
       conn.protocolFailure(ReasonCode.QuotaExceeded, `more than ${L.maxAwaitingRel} QoS 2 messages awaiting PUBREL`);
       return;
     }
-  } else if (p.qos === 1 && v5 && s.awaitingRel.size + conn.pendingQos1 >= L.maxInflight) {
+  } else if (p.qos === 1 && v5 && conn.inboundQos2.size + conn.pendingQos1 >= L.maxInflight) {
     conn.protocolFailure(ReasonCode.ReceiveMaximumExceeded, `more than ${L.maxInflight} QoS 1/2 messages unacknowledged`);
     return;
   }
@@ -83,6 +83,10 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
     }
     delay = d.delaySeconds;
     topic = d.topic;
+  }
+  if (L.maxTopicLevels > 0 && topicLevels(topic) > L.maxTopicLevels) {
+    conn.protocolFailure(ReasonCode.TopicNameInvalid, `topic has more than ${L.maxTopicLevels} levels`);
+    return;
   }
 
   const msg: Message = k.publisher.createMessage({
@@ -99,6 +103,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
   if (p.qos === 1) conn.pendingQos1++;
   else if (p.qos === 2) {
     s.awaitingRel.add(p.packetId!);
+    conn.inboundQos2.add(p.packetId!);
     k.metrics.gauges.in_inflights.inc();
   }
   const r = k.publisher.publish(msg, s.info, s.superuser, delay);
@@ -109,15 +114,19 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
 const NO_PROPERTIES: Message['properties'] = Object.freeze({});
 
 function acknowledge(conn: Connection, p: PublishPacket, o: PublishOutcome): void {
-  if (conn.closed) return;
   const s = conn.session;
   if (p.qos === 1) conn.pendingQos1--;
+  // a refused QoS 2 message was never accepted: its packet id must not look like a duplicate later
+  if (!o.allowed && p.qos === 2 && s !== null && s.awaitingRel.delete(p.packetId!)) {
+    conn.kernel.metrics.gauges.in_inflights.dec();
+    conn.inboundQos2.delete(p.packetId!);
+  }
+  if (conn.closed) return;
   if (!o.allowed) {
     if (o.disconnect) {
       conn.disconnect(o.reasonCode, 'publish not authorized');
       return;
     }
-    if (p.qos === 2 && s !== null && s.awaitingRel.delete(p.packetId!)) conn.kernel.metrics.gauges.in_inflights.dec();
     // v5: the refusal code on PUBACK/PUBREC; v3 has none, the ack says only "received"
     if (p.qos === 1) conn.sendAck(4, p.packetId!, o.reasonCode, 'publish not authorized');
     else if (p.qos === 2) conn.sendAck(5, p.packetId!, o.reasonCode, 'publish not authorized');

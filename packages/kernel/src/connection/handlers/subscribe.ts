@@ -43,7 +43,7 @@ function next(conn: Connection, p: SubscribePacket, subId: number | undefined, o
 }
 
 function finish(conn: Connection, p: SubscribePacket, outcomes: SubscribeOutcome[]): void | Promise<void> {
-  if (conn.closed) return;
+  if (conn.closed || conn.session === null) return;
   const bad = outcomes.find((o) => o.protocolError !== undefined);
   if (bad !== undefined) {
     conn.protocolFailure(ReasonCode.ProtocolError, bad.protocolError!);
