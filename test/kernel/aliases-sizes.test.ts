@@ -4,59 +4,20 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { encode, type AckPacket, type Packet, type Properties, type ProtocolVersion, type PublishPacket, type QoS } from '@rmqtt-ts/kernel';
-import { RawClient, connectClient, endClient, recorder, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import { encode, type ProtocolVersion, type PublishPacket, type QoS } from '@rmqtt-ts/kernel';
+import { RawClient, RawClientPool, connectClient, connectTracked, endClient, publishPacket, recorder, startBroker, subscribeGranted, uniqueId, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
-const raws: RawClient[] = [];
+const pool = new RawClientPool();
 const mqtts: MqttClient[] = [];
-let ids = 0;
 
-function uid(prefix: string): string {
-  return `${prefix}-${++ids}-${Math.random().toString(16).slice(2, 8)}`;
-}
+/** A v5 client unless told; the CONNACK whatever its reason code. */
+const connectRaw = (port: number, options: RawConnectOptions = {}) => connectTracked(pool, port, { protocolVersion: 5, ...options });
+/** A v5 client unless told, CONNACK 0 required. */
+const rawClient = (port: number, options: RawConnectOptions = {}): Promise<RawClient> => pool.connect(port, { protocolVersion: 5, ...options });
 
-async function connectRaw(port: number, options: RawConnectOptions = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const r = await RawClient.connect(port, { protocolVersion: 5, ...options });
-  raws.push(r.client);
-  return r;
-}
-
-async function rawClient(port: number, options: RawConnectOptions = {}): Promise<RawClient> {
-  const { client, connack } = await connectRaw(port, options);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
-
-let packetIds = 0;
-function nextId(): number {
-  packetIds = (packetIds % 60000) + 1;
-  return packetIds;
-}
-
-async function subscribe(c: RawClient, filter: string, qos: QoS = 0): Promise<void> {
-  const packetId = nextId();
-  c.send({ type: 8, packetId, subscriptions: [{ filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-  const suback = await c.expect(9);
-  expect(suback.packetId).toBe(packetId);
-  expect(suback.reasonCodes).toEqual([qos]);
-}
-
-function publishPacket(topic: string, payload: string | Buffer, qos: QoS = 0, properties: Properties = {}): PublishPacket {
-  return {
-    type: 3,
-    topic,
-    payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
-    qos,
-    retain: false,
-    dup: false,
-    packetId: qos > 0 ? nextId() : undefined,
-    properties,
-  };
-}
-
-/** A PUBLISH whose encoding is exactly `total` bytes (fixed header included). */
-function publishOfSize(total: number, topic: string, qos: QoS, version: ProtocolVersion): PublishPacket {
-  const p = publishPacket(topic, Buffer.alloc(0), qos);
+/** A PUBLISH from `c` whose encoding is exactly `total` bytes (fixed header included). */
+function publishOfSize(c: RawClient, total: number, topic: string, qos: QoS, version: ProtocolVersion): PublishPacket {
+  const p = publishPacket(topic, Buffer.alloc(0), { qos, packetId: qos > 0 ? c.packetId() : undefined });
   const empty = encode(p, version).length;
   p.payload = Buffer.alloc(total - empty, 0x61);
   // the Remaining Length may grow by a byte; trim so the total stays exact
@@ -66,17 +27,8 @@ function publishOfSize(total: number, topic: string, qos: QoS, version: Protocol
   return p;
 }
 
-async function publishAcked(c: RawClient, p: PublishPacket): Promise<AckPacket> {
-  c.send(p);
-  // the kit types expect(4) as never (AckPacket has type 4 | 5 | 6 | 7), hence the cast
-  const ack = (await c.expect(4)) as unknown as AckPacket;
-  expect(ack.type).toBe(4);
-  expect(ack.packetId).toBe(p.packetId);
-  return ack;
-}
-
 afterEach(async () => {
-  for (const c of raws.splice(0)) c.destroy();
+  pool.destroyAll();
   await Promise.all(mqtts.splice(0).map((c) => endClient(c, true)));
 });
 
@@ -113,10 +65,10 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.3.2-12] a topic set with an alias and then sent by alias alone is delivered with the full topic', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'in/#');
+      await subscribeGranted(sub, 'in/#');
       const pub = await rawClient(port);
-      pub.send(publishPacket('in/alias/one', 'first', 0, { topicAlias: 1 }));
-      pub.send(publishPacket('', 'second', 0, { topicAlias: 1 }));
+      pub.send(publishPacket('in/alias/one', 'first', { properties: { topicAlias: 1 } }));
+      pub.send(publishPacket('', 'second', { properties: { topicAlias: 1 } }));
       const first = await sub.expect(3);
       const second = await sub.expect(3);
       expect([first.topic, first.payload.toString()]).toEqual(['in/alias/one', 'first']);
@@ -128,21 +80,21 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.3.2-12] the highest alias the broker announced is accepted', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'in/max');
+      await subscribeGranted(sub, 'in/max');
       const pub = await rawClient(port);
-      pub.send(publishPacket('in/max', 'a', 0, { topicAlias: 4 }));
-      pub.send(publishPacket('', 'b', 0, { topicAlias: 4 }));
+      pub.send(publishPacket('in/max', 'a', { properties: { topicAlias: 4 } }));
+      pub.send(publishPacket('', 'b', { properties: { topicAlias: 4 } }));
       expect((await sub.expect(3)).topic).toBe('in/max');
       expect((await sub.expect(3)).topic).toBe('in/max');
     });
 
     it('an alias set again with another topic maps to the new topic', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'in/remap/#');
+      await subscribeGranted(sub, 'in/remap/#');
       const pub = await rawClient(port);
-      pub.send(publishPacket('in/remap/a', '1', 0, { topicAlias: 2 }));
-      pub.send(publishPacket('in/remap/b', '2', 0, { topicAlias: 2 }));
-      pub.send(publishPacket('', '3', 0, { topicAlias: 2 }));
+      pub.send(publishPacket('in/remap/a', '1', { properties: { topicAlias: 2 } }));
+      pub.send(publishPacket('in/remap/b', '2', { properties: { topicAlias: 2 } }));
+      pub.send(publishPacket('', '3', { properties: { topicAlias: 2 } }));
       const topics: string[] = [];
       for (let i = 0; i < 3; i++) topics.push((await sub.expect(3)).topic);
       expect(topics).toEqual(['in/remap/a', 'in/remap/b', 'in/remap/b']);
@@ -150,7 +102,7 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.3.2-8] Topic Alias 0 gets DISCONNECT 0x94', async () => {
       const c = await rawClient(port);
-      c.send(publishPacket('in/zero', 'x', 0, { topicAlias: 0 }));
+      c.send(publishPacket('in/zero', 'x', { properties: { topicAlias: 0 } }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x94 });
@@ -158,7 +110,7 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.3.2-9] a Topic Alias above the announced maximum gets DISCONNECT 0x94', async () => {
       const c = await rawClient(port);
-      c.send(publishPacket('in/over', 'x', 0, { topicAlias: 5 }));
+      c.send(publishPacket('in/over', 'x', { properties: { topicAlias: 5 } }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x94 });
@@ -166,20 +118,20 @@ describe('topic aliases and packet sizes', () => {
 
     it('an empty topic with an alias never set gets DISCONNECT 0x82', async () => {
       const c = await rawClient(port);
-      c.send(publishPacket('', 'x', 0, { topicAlias: 3 }));
+      c.send(publishPacket('', 'x', { properties: { topicAlias: 3 } }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x82 });
     });
 
     it('[MQTT-3.3.2-7] aliases do not carry over to the next connection of the same session', async () => {
-      const clientId = uid('alias-resume');
+      const clientId = uniqueId('alias-resume');
       const first = await rawClient(port, { clientId, properties: { sessionExpiryInterval: 60 } });
-      first.send(publishPacket('in/carry', 'x', 0, { topicAlias: 1 }));
+      first.send(publishPacket('in/carry', 'x', { properties: { topicAlias: 1 } }));
       await first.disconnect();
       const { client: second, connack } = await connectRaw(port, { clientId, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
       expect(connack.sessionPresent).toBe(true);
-      second.send(publishPacket('', 'y', 0, { topicAlias: 1 }));
+      second.send(publishPacket('', 'y', { properties: { topicAlias: 1 } }));
       const got = await second.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x82 });
@@ -189,7 +141,7 @@ describe('topic aliases and packet sizes', () => {
       const { client, connack } = await connectRaw(noAlias);
       expect(connack.reasonCode).toBe(0);
       expect(connack.properties.topicAliasMaximum).toBeUndefined();
-      client.send(publishPacket('in/none', 'x', 0, { topicAlias: 1 }));
+      client.send(publishPacket('in/none', 'x', { properties: { topicAlias: 1 } }));
       const got = await client.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x94 });
@@ -199,7 +151,7 @@ describe('topic aliases and packet sizes', () => {
   describe('outbound topic aliases', () => {
     it('[MQTT-3.1.2-26] [MQTT-3.3.2-11] the first message on a topic carries topic and alias, later ones the alias alone', async () => {
       const sub = await rawClient(port, { properties: { topicAliasMaximum: 2 } });
-      await subscribe(sub, 'out/a/#');
+      await subscribeGranted(sub, 'out/a/#');
       const pub = await rawClient(port);
       pub.send(publishPacket('out/a/x', '1'));
       pub.send(publishPacket('out/a/x', '2'));
@@ -217,7 +169,7 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.1.2-26] once every alias is in use a further topic arrives with its full name and no alias', async () => {
       const sub = await rawClient(port, { properties: { topicAliasMaximum: 2 } });
-      await subscribe(sub, 'out/b/#');
+      await subscribeGranted(sub, 'out/b/#');
       const pub = await rawClient(port);
       for (const t of ['out/b/1', 'out/b/2', 'out/b/3', 'out/b/3', 'out/b/1', 'out/b/2']) pub.send(publishPacket(t, t));
       const got: [string, number | undefined][] = [];
@@ -237,7 +189,7 @@ describe('topic aliases and packet sizes', () => {
 
     it('[MQTT-3.1.2-27] a subscriber that announces no Topic Alias Maximum gets no aliases', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'out/c');
+      await subscribeGranted(sub, 'out/c');
       const pub = await rawClient(port);
       pub.send(publishPacket('out/c', '1'));
       pub.send(publishPacket('out/c', '2'));
@@ -250,14 +202,14 @@ describe('topic aliases and packet sizes', () => {
 
     it('aliases are assigned per subscriber, over QoS 1 too', async () => {
       const a = await rawClient(port, { properties: { topicAliasMaximum: 3 } });
-      await subscribe(a, 'out/d/#', 1);
+      await subscribeGranted(a, 'out/d/#', 1);
       const pub = await rawClient(port);
       pub.send(publishPacket('out/d/early', '1'));
       expect((await a.expect(3)).properties.topicAlias).toBe(1);
       // a subscriber arriving later starts its own numbering
       const late = await rawClient(port, { properties: { topicAliasMaximum: 3 } });
-      await subscribe(late, 'out/d/#', 1);
-      await publishAcked(pub, publishPacket('out/d/late', '2', 1));
+      await subscribeGranted(late, 'out/d/#', 1);
+      await pub.publish('out/d/late', '2', { qos: 1 });
       const forA = await a.expect(3);
       const forLate = await late.expect(3);
       expect([forA.topic, forA.properties.topicAlias, forA.qos]).toEqual(['out/d/late', 2, 1]);
@@ -265,7 +217,7 @@ describe('topic aliases and packet sizes', () => {
     });
 
     it('mqtt.js with topicAliasMaximum resolves the aliases the broker assigns', async () => {
-      const sub = await connectClient(b.url('tcp.external'), { protocolVersion: 5, clientId: uid('mqttjs'), properties: { topicAliasMaximum: 2 } });
+      const sub = await connectClient(b.url('tcp.external'), { protocolVersion: 5, clientId: uniqueId('mqttjs'), properties: { topicAliasMaximum: 2 } });
       mqtts.push(sub);
       const rec = recorder(sub);
       await sub.subscribeAsync('out/e/#', { qos: 0 });
@@ -289,23 +241,23 @@ describe('topic aliases and packet sizes', () => {
 
     it('a PUBLISH of exactly max_packet_size bytes is accepted', async () => {
       const c = await rawClient(small);
-      const ack = await publishAcked(c, publishOfSize(100, 'size/edge', 1, 5));
-      expect(ack.reasonCode).toBe(0x10);
+      const p = publishOfSize(c, 100, 'size/edge', 1, 5);
+      // the very packet built above: the same fields, so the same bytes
+      const ack = await c.publish(p.topic, p.payload, { qos: 1, packetId: p.packetId });
+      expect(ack?.reasonCode).toBe(0x10);
     });
 
     it('a v5 PUBLISH one byte over max_packet_size gets DISCONNECT 0x95', async () => {
       const c = await rawClient(small);
-      c.send(publishOfSize(101, 'size/over', 1, 5));
+      c.send(publishOfSize(c, 101, 'size/over', 1, 5));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x95 });
     });
 
     it('a v3.1.1 PUBLISH over max_packet_size closes the connection without a word', async () => {
-      const { client, connack } = await RawClient.connect(small, { protocolVersion: 4, clientId: uid('v3') });
-      raws.push(client);
-      expect(connack.reasonCode).toBe(0);
-      client.send(publishOfSize(101, 'size/v3', 1, 4));
+      const client = await pool.connect(small, { protocolVersion: 4, clientId: uniqueId('v3') });
+      client.send(publishOfSize(client, 101, 'size/v3', 1, 4));
       expect(await client.expectClose()).toEqual([]);
     });
 
@@ -319,8 +271,7 @@ describe('topic aliases and packet sizes', () => {
     });
 
     it('a CONNECT over max_packet_size gets CONNACK 0x95', async () => {
-      const c = await RawClient.open(small, { version: 5 });
-      raws.push(c);
+      const c = pool.track(await RawClient.open(small, { version: 5 }));
       c.send(RawClient.connectPacket({ protocolVersion: 5, properties: { userProperties: [['pad', 'x'.repeat(200)]] } }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
@@ -331,15 +282,15 @@ describe('topic aliases and packet sizes', () => {
   describe('outbound Maximum Packet Size', () => {
     it('[MQTT-3.1.2-24] [MQTT-3.1.2-25] a message over the subscriber\'s Maximum Packet Size is dropped for it, counted, and the connection goes on', async () => {
       const sub = await rawClient(port, { properties: { maximumPacketSize: 100 } });
-      await subscribe(sub, 'big/t', 1);
+      await subscribeGranted(sub, 'big/t', 1);
       const pub = await rawClient(port);
       const dropped = b.broker.metrics.get('messages.dropped');
       const tooLarge = b.broker.metrics.get('messages.dropped.packet_too_large');
-      await publishAcked(pub, publishPacket('big/t', Buffer.alloc(200, 0x62), 1));
+      await pub.publish('big/t', Buffer.alloc(200, 0x62), { qos: 1 });
       expect(await sub.expectSilence(300)).toBe(true);
       expect(b.broker.metrics.get('messages.dropped')).toBe(dropped + 1);
       expect(b.broker.metrics.get('messages.dropped.packet_too_large')).toBe(tooLarge + 1);
-      await publishAcked(pub, publishPacket('big/t', 'small', 1));
+      await pub.publish('big/t', 'small', { qos: 1 });
       const m = await sub.expect(3);
       expect(m.payload.toString()).toBe('small');
       expect(m.qos).toBe(1);
@@ -348,11 +299,11 @@ describe('topic aliases and packet sizes', () => {
     it('a message too large for one subscriber still reaches a subscriber without the limit', async () => {
       const limited = await rawClient(port, { properties: { maximumPacketSize: 100 } });
       const open = await rawClient(port);
-      await subscribe(limited, 'big/u', 1);
-      await subscribe(open, 'big/u', 1);
+      await subscribeGranted(limited, 'big/u', 1);
+      await subscribeGranted(open, 'big/u', 1);
       const pub = await rawClient(port);
-      await publishAcked(pub, publishPacket('big/u', Buffer.alloc(200, 0x62), 1));
-      await publishAcked(pub, publishPacket('big/u', 'small', 1));
+      await pub.publish('big/u', Buffer.alloc(200, 0x62), { qos: 1 });
+      await pub.publish('big/u', 'small', { qos: 1 });
       const big = await open.expect(3);
       expect(big.payload).toEqual(Buffer.alloc(200, 0x62));
       expect((await open.expect(3)).payload.toString()).toBe('small');
@@ -361,7 +312,7 @@ describe('topic aliases and packet sizes', () => {
 
     it('a dropped oversized message does not use up a topic alias the client never learned', async () => {
       const sub = await rawClient(port, { properties: { maximumPacketSize: 100, topicAliasMaximum: 2 } });
-      await subscribe(sub, 'big/alias');
+      await subscribeGranted(sub, 'big/alias');
       const pub = await rawClient(port);
       pub.send(publishPacket('big/alias', Buffer.alloc(200, 0x62)));
       pub.send(publishPacket('big/alias', 'small'));

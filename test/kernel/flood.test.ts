@@ -105,10 +105,8 @@ function drained(c: RawClient): Promise<void> {
 async function roundTrip(port: number, id: string): Promise<void> {
   const { client: sub } = await RawClient.connect(port, { protocolVersion: 4, clientId: `${id}-sub` });
   const { client: pub } = await RawClient.connect(port, { protocolVersion: 4, clientId: `${id}-pub` });
-  sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'warm/#', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-  await sub.expect(9);
-  pub.send({ type: 3, topic: 'warm/up', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, packetId: 1, properties: {} });
-  await pub.expect(4);
+  await sub.subscribe({ filter: 'warm/#', qos: 1 });
+  await pub.publish('warm/up', 'x', { qos: 1 });
   const got = await sub.expect(3);
   sub.send({ type: 4, packetId: got.packetId!, reasonCode: 0, properties: {} });
   await sub.disconnect();
@@ -142,8 +140,7 @@ describe('flood of a paused fan-out, then abrupt disconnects', () => {
         const batch = await Promise.all(
           Array.from({ length: Math.min(20, SUBSCRIBERS - i) }, async (_, j) => {
             const { client } = await RawClient.connect(child.port, { protocolVersion: 4, clientId: `slow-${i + j}`, keepalive: 0 });
-            client.send({ type: 8, packetId: 1, subscriptions: [{ filter: TOPIC, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-            await client.expect(9);
+            await client.subscribe(TOPIC);
             // stop reading: the broker's writes back up in its per-client buffers
             client.socket.pause();
             return client;

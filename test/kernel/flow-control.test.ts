@@ -4,13 +4,13 @@
  * max_awaiting_rel).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Packet, QoS } from '@rmqtt-ts/kernel';
-import { RawClient, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import type { Packet } from '@rmqtt-ts/kernel';
+import { RawClientPool, connectAccepted, ping, publishPacket, startBroker, subscribeGranted, type PacketOf, type RawClient, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 type PublishPacket = Extract<Packet, { type: 3 }>;
 
 let b: TestBroker;
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 let seq = 0;
 const fresh = (): string => `fc${++seq}`;
 
@@ -25,50 +25,27 @@ beforeAll(async () => {
   });
 });
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 afterAll(async () => {
   await b?.stop();
 });
 
-async function connect(o: RawConnectOptions & { listener?: string } = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const { listener, ...options } = o;
-  const r = await RawClient.connect(b.port(listener), { protocolVersion: 5, ...options });
-  open.push(r.client);
-  expect(r.connack.reasonCode).toBe(0);
-  return r;
-}
-
-async function subscribe(c: RawClient, filter: string, qos: QoS): Promise<void> {
-  c.send({ type: 8, packetId: 1, subscriptions: [{ filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-  expect((await c.expect(9)).reasonCodes).toEqual([qos]);
-}
-
-function publishPacket(topic: string, payload: string, qos: QoS, packetId?: number, dup = false): PublishPacket {
-  return { type: 3, topic, payload: Buffer.from(payload), qos, retain: false, dup, packetId: qos === 0 ? undefined : packetId, properties: {} };
-}
-
-/** Publish at QoS 1 and wait for the PUBACK, so the message has been routed. */
-async function publish1(c: RawClient, topic: string, payload: string, packetId: number): Promise<void> {
-  c.send(publishPacket(topic, payload, 1, packetId));
-  expect((await c.expect(4)).packetId).toBe(packetId);
+/** A v5 client unless told, on the listener named (tcp.external by default), CONNACK 0 required. */
+function connect({ listener, ...options }: RawConnectOptions & { listener?: string } = {}): Promise<{ client: RawClient; connack: PacketOf<2> }> {
+  return connectAccepted(pool, b.port(listener), { protocolVersion: 5, ...options });
 }
 
 const puback = (packetId: number): Packet => ({ type: 4, packetId, reasonCode: 0, properties: {} });
 const pubrel = (packetId: number): Packet => ({ type: 6, packetId, reasonCode: 0, properties: {} });
 
-async function ping(c: RawClient): Promise<void> {
-  c.send({ type: 12 });
-  await c.expect(13);
-}
-
 describe('outbound inflight window', () => {
   it('[MQTT-3.3.4-9] [MQTT-4.9.0-2] with Receive Maximum 2 the broker sends exactly 2 unacknowledged QoS 1 PUBLISHes; the third follows a PUBACK', async () => {
     const t = fresh();
     const { client: sub } = await connect({ properties: { receiveMaximum: 2 } });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 3; i++) await publish1(pub, `${t}/x`, `m${i}`, i);
+    for (let i = 1; i <= 3; i++) await pub.publish(`${t}/x`, `m${i}`, { qos: 1, packetId: i });
     const a = await sub.expect(3);
     const c = await sub.expect(3);
     expect([a.payload.toString(), c.payload.toString()]).toEqual(['m1', 'm2']);
@@ -82,9 +59,9 @@ describe('outbound inflight window', () => {
   it('messages beyond the window queue and arrive in publish order, never more than the window outstanding', async () => {
     const t = fresh();
     const { client: sub } = await connect({ properties: { receiveMaximum: 2 } });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 8; i++) await publish1(pub, `${t}/x`, `m${i}`, i);
+    for (let i = 1; i <= 8; i++) await pub.publish(`${t}/x`, `m${i}`, { qos: 1, packetId: i });
     const outstanding: PublishPacket[] = [await sub.expect(3), await sub.expect(3)];
     const order = outstanding.map((p) => p.payload.toString());
     while (order.length < 8) {
@@ -101,11 +78,11 @@ describe('outbound inflight window', () => {
   it('a QoS 0 message published while QoS 1 messages wait behind a full window is delivered after them, in order', async () => {
     const t = fresh();
     const { client: sub } = await connect({ properties: { receiveMaximum: 1 } });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    await publish1(pub, `${t}/x`, 'm1', 1);
-    await publish1(pub, `${t}/x`, 'm2', 2);
-    pub.send(publishPacket(`${t}/x`, 'm3', 0));
+    await pub.publish(`${t}/x`, 'm1', { qos: 1, packetId: 1 });
+    await pub.publish(`${t}/x`, 'm2', { qos: 1, packetId: 2 });
+    pub.send(publishPacket(`${t}/x`, 'm3'));
     await ping(pub);
     const p = await sub.expect(3);
     expect(p.payload.toString()).toBe('m1');
@@ -121,13 +98,10 @@ describe('outbound inflight window', () => {
   it('[MQTT-3.3.4-9] QoS 2: the slot is freed by PUBCOMP; PUBREC alone does not free it', async () => {
     const t = fresh();
     const { client: sub } = await connect({ properties: { receiveMaximum: 1 } });
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect();
     for (let i = 1; i <= 2; i++) {
-      pub.send(publishPacket(`${t}/x`, `q2-${i}`, 2, i));
-      await pub.expect(5);
-      pub.send(pubrel(i));
-      await pub.expect(7);
+      await pub.publish(`${t}/x`, `q2-${i}`, { qos: 2, packetId: i });
     }
     const p = await sub.expect(3);
     expect(p.payload.toString()).toBe('q2-1');
@@ -141,13 +115,10 @@ describe('outbound inflight window', () => {
   it('[MQTT-4.4.0-2] a PUBREC with a failure code ends the exchange (no PUBREL) and frees the slot', async () => {
     const t = fresh();
     const { client: sub } = await connect({ properties: { receiveMaximum: 1 } });
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect();
     for (let i = 1; i <= 2; i++) {
-      pub.send(publishPacket(`${t}/x`, `q2-${i}`, 2, i));
-      await pub.expect(5);
-      pub.send(pubrel(i));
-      await pub.expect(7);
+      await pub.publish(`${t}/x`, `q2-${i}`, { qos: 2, packetId: i });
     }
     const p = await sub.expect(3);
     sub.send({ type: 5, packetId: p.packetId!, reasonCode: 0x80, properties: {} });
@@ -158,9 +129,9 @@ describe('outbound inflight window', () => {
   it("the listener's max_inflight bounds the window when the client's Receive Maximum is larger", async () => {
     const t = fresh();
     const { client: sub } = await connect({ listener: 'tcp.small', properties: { receiveMaximum: 50 } });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 3; i++) await publish1(pub, `${t}/x`, `m${i}`, i);
+    for (let i = 1; i <= 3; i++) await pub.publish(`${t}/x`, `m${i}`, { qos: 1, packetId: i });
     const a = await sub.expect(3);
     await sub.expect(3);
     expect(await sub.expectSilence(300)).toBe(true);
@@ -171,9 +142,9 @@ describe('outbound inflight window', () => {
   it("a v3.1.1 subscriber's window is the listener's max_inflight", async () => {
     const t = fresh();
     const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.small' });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 3; i++) await publish1(pub, `${t}/x`, `m${i}`, i);
+    for (let i = 1; i <= 3; i++) await pub.publish(`${t}/x`, `m${i}`, { qos: 1, packetId: i });
     const a = await sub.expect(3);
     await sub.expect(3);
     expect(await sub.expectSilence(300)).toBe(true);
@@ -194,10 +165,10 @@ describe('inbound flow control', () => {
     const t = fresh();
     const { client } = await connect({ listener: 'tcp.in' });
     for (let i = 1; i <= 3; i++) {
-      client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+      client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
       expect((await client.expect(5)).packetId).toBe(i);
     }
-    client.send(publishPacket(`${t}/x`, 'm4', 2, 4));
+    client.send(publishPacket(`${t}/x`, 'm4', { qos: 2, packetId: 4 }));
     const got = await client.expectClose();
     expect(got.map((p) => p.type)).toEqual([14]);
     expect((got[0] as Extract<Packet, { type: 14 }>).reasonCode).toBe(0x93);
@@ -207,10 +178,10 @@ describe('inbound flow control', () => {
     const t = fresh();
     const { client } = await connect({ listener: 'tcp.in' });
     for (let i = 1; i <= 3; i++) {
-      client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+      client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
       await client.expect(5);
     }
-    client.send(publishPacket(`${t}/x`, 'q1', 1, 4));
+    client.send(publishPacket(`${t}/x`, 'q1', { qos: 1, packetId: 4 }));
     const got = await client.expectClose();
     expect(got).toEqual([expect.objectContaining({ type: 14, reasonCode: 0x93 })]);
   });
@@ -219,10 +190,10 @@ describe('inbound flow control', () => {
     const t = fresh();
     const { client } = await connect({ listener: 'tcp.in' });
     for (let i = 1; i <= 3; i++) {
-      client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+      client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
       await client.expect(5);
     }
-    client.send(publishPacket(`${t}/x`, 'm1', 2, 1, true));
+    client.send(publishPacket(`${t}/x`, 'm1', { qos: 2, packetId: 1, dup: true }));
     expect(await client.expect(5)).toMatchObject({ packetId: 1, reasonCode: 0 });
     await ping(client);
   });
@@ -237,7 +208,7 @@ describe('inbound flow control', () => {
         client.send(pubrel(id));
         expect(await client.expect(7)).toMatchObject({ packetId: id, reasonCode: 0 });
       }
-      client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+      client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
       expect((await client.expect(5)).packetId).toBe(i);
       unreleased.push(i);
     }
@@ -249,11 +220,11 @@ describe('inbound flow control', () => {
     // max_inflight 2, max_awaiting_rel 4 on this listener
     const { client } = await connect({ protocolVersion: 4, listener: 'tcp.v3' });
     for (let i = 1; i <= 4; i++) {
-      client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+      client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
       expect((await client.expect(5)).packetId).toBe(i);
     }
     await ping(client);
-    client.send(publishPacket(`${t}/x`, 'm5', 2, 5));
+    client.send(publishPacket(`${t}/x`, 'm5', { qos: 2, packetId: 5 }));
     // 3.1.1 has no DISCONNECT from the server: the connection just closes
     expect(await client.expectClose()).toEqual([]);
   });
@@ -263,7 +234,7 @@ describe('inbound flow control', () => {
     const { client } = await connect({ protocolVersion: 4, listener: 'tcp.v3' });
     for (let round = 0; round < 3; round++) {
       for (let i = 1; i <= 4; i++) {
-        client.send(publishPacket(`${t}/x`, `m${i}`, 2, i));
+        client.send(publishPacket(`${t}/x`, `m${i}`, { qos: 2, packetId: i }));
         expect((await client.expect(5)).packetId).toBe(i);
       }
       for (let i = 1; i <= 4; i++) {

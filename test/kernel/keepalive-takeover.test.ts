@@ -1,35 +1,17 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import type { Packet, Will } from '@rmqtt-ts/kernel';
-import { connectClient, endClient, RawClient, recorder, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import { connectClient, connectTracked, endClient, poolForTest, RawClient, RawClientPool, recorder, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 // ---- helpers ----
 
-/** Closers of the raw and mqtt.js clients a sequential test opened; run after it, whatever happened. */
-const closers: (() => void)[] = [];
-const mqttClients: MqttClient[] = [];
-
 /**
- * Where a raw client is closed: in the afterEach below, or, for a concurrent test (whose neighbours'
- * clients must survive its afterEach), by its own onTestFinished.
+ * Raw clients of a sequential test, destroyed after it whatever happened; a concurrent test (whose
+ * neighbours' clients must survive its afterEach) has its own poolForTest(onTestFinished).
  */
-type Cleanup = (fn: () => void) => void;
-const afterThisTest: Cleanup = (fn) => {
-  closers.push(fn);
-};
-
-async function rawOpen(port: number, version: 3 | 4 | 5, cleanup: Cleanup = afterThisTest): Promise<RawClient> {
-  const client = await RawClient.open(port, { version });
-  cleanup(() => client.destroy());
-  return client;
-}
-
-async function rawConnect(port: number, o: RawConnectOptions, cleanup: Cleanup = afterThisTest): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const client = await rawOpen(port, o.protocolVersion ?? 4, cleanup);
-  client.send(RawClient.connectPacket(o));
-  const connack = await client.expect(2);
-  return { client, connack };
-}
+const pool = new RawClientPool();
+const mqttClients: MqttClient[] = [];
 
 async function watch(url: string, topic: string): Promise<ReturnType<typeof recorder>> {
   const c = await connectClient(url, { protocolVersion: 5 });
@@ -46,13 +28,9 @@ async function mqttPublisher(url: string): Promise<MqttClient> {
 }
 
 afterEach(async () => {
-  for (const close of closers.splice(0)) close();
+  pool.destroyAll();
   await Promise.all(mqttClients.splice(0).map((c) => endClient(c, true)));
 });
-
-function subscribePacket(filter: string, packetId = 1): Packet {
-  return { type: 8, packetId, subscriptions: [{ filter, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} };
-}
 
 function willOf(topic: string, willDelayInterval?: number): Will {
   return { topic, payload: Buffer.from('last words'), qos: 1, retain: false, properties: willDelayInterval === undefined ? {} : { willDelayInterval } };
@@ -60,11 +38,9 @@ function willOf(topic: string, willDelayInterval?: number): Will {
 
 const uid = (prefix: string): string => `${prefix}-${Math.random().toString(16).slice(2, 10)}`;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Close of a silent connection: when it came (ms after CONNECT was written) and what was sent before. */
-async function silentUntilClose(port: number, o: RawConnectOptions, cleanup: Cleanup): Promise<{ elapsed: number; packets: Packet[]; connack: Extract<Packet, { type: 2 }> }> {
-  const client = await rawOpen(port, o.protocolVersion ?? 4, cleanup);
+async function silentUntilClose(clients: RawClientPool, port: number, o: RawConnectOptions): Promise<{ elapsed: number; packets: Packet[]; connack: Extract<Packet, { type: 2 }> }> {
+  const client = clients.track(await RawClient.open(port, { version: o.protocolVersion ?? 4 }));
   const t0 = Date.now();
   client.send(RawClient.connectPacket(o));
   const connack = await client.expect(2);
@@ -92,7 +68,7 @@ describe('keepalive', () => {
   // the timing tests wait on the broker's once-a-second sweep; run them side by side
   describe.concurrent('timeout', () => {
     it('[MQTT-3.1.2-24] a silent v5 client with keepalive 1 gets DISCONNECT 0x8D after about 1.5 s, not before 1.4 s', async ({ expect, onTestFinished }) => {
-      const { elapsed, packets, connack } = await silentUntilClose(b.port('tcp.external'), { protocolVersion: 5, keepalive: 1, clientId: uid('ka5') }, onTestFinished);
+      const { elapsed, packets, connack } = await silentUntilClose(poolForTest(onTestFinished), b.port('tcp.external'), { protocolVersion: 5, keepalive: 1, clientId: uid('ka5') });
       expect(connack.properties.serverKeepAlive).toBe(1);
       expect(packets).toHaveLength(1);
       expect(packets[0]).toMatchObject({ type: 14, reasonCode: 0x8d });
@@ -102,14 +78,14 @@ describe('keepalive', () => {
     });
 
     it('[MQTT-3.1.2-24] a silent v3.1.1 client with keepalive 1 is closed after about 1.5 s without any packet', async ({ expect, onTestFinished }) => {
-      const { elapsed, packets } = await silentUntilClose(b.port('tcp.external'), { protocolVersion: 4, keepalive: 1, clientId: uid('ka4') }, onTestFinished);
+      const { elapsed, packets } = await silentUntilClose(poolForTest(onTestFinished), b.port('tcp.external'), { protocolVersion: 4, keepalive: 1, clientId: uid('ka4') });
       expect(packets).toEqual([]);
       expect(elapsed).toBeGreaterThanOrEqual(1400);
       expect(elapsed).toBeLessThan(2900);
     });
 
     it('v5 keepalive is enforced as the Server Keep Alive announced (60 lowered to max_keepalive 1)', async ({ expect, onTestFinished }) => {
-      const { elapsed, packets, connack } = await silentUntilClose(b.port('tcp.capped'), { protocolVersion: 5, keepalive: 60, clientId: uid('ka-cap') }, onTestFinished);
+      const { elapsed, packets, connack } = await silentUntilClose(poolForTest(onTestFinished), b.port('tcp.capped'), { protocolVersion: 5, keepalive: 60, clientId: uid('ka-cap') });
       expect(connack.properties.serverKeepAlive).toBe(1);
       expect(packets).toHaveLength(1);
       expect(packets[0]).toMatchObject({ type: 14, reasonCode: 0x8d });
@@ -118,7 +94,7 @@ describe('keepalive', () => {
     });
 
     it('a client sending PINGREQ within its keepalive stays connected', async ({ expect, onTestFinished }) => {
-      const { client } = await rawConnect(b.port('tcp.external'), { protocolVersion: 5, keepalive: 1, clientId: uid('ka-ping') }, onTestFinished);
+      const { client } = await connectTracked(poolForTest(onTestFinished), b.port('tcp.external'), { protocolVersion: 5, keepalive: 1, clientId: uid('ka-ping') });
       const until = Date.now() + 3200;
       while (Date.now() < until) {
         await sleep(600);
@@ -129,23 +105,22 @@ describe('keepalive', () => {
     });
 
     it('any inbound packet counts as activity, not only PINGREQ', async ({ expect, onTestFinished }) => {
-      const { client } = await rawConnect(b.port('tcp.external'), { protocolVersion: 4, keepalive: 1, clientId: uid('ka-pub') }, onTestFinished);
+      const { client } = await connectTracked(poolForTest(onTestFinished), b.port('tcp.external'), { protocolVersion: 4, keepalive: 1, clientId: uid('ka-pub') });
       const until = Date.now() + 3200;
       while (Date.now() < until) {
         await sleep(600);
-        client.send({ type: 3, topic: 'ka/activity', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, packetId: 1, properties: {} });
-        expect(await client.expect(4)).toMatchObject({ type: 4, packetId: 1 });
+        expect(await client.publish('ka/activity', 'x', { qos: 1, packetId: 1 })).toMatchObject({ type: 4, packetId: 1 });
       }
       expect(client.isClosed).toBe(false);
     });
 
     it('keepalive 0 means no timeout', async ({ expect, onTestFinished }) => {
-      const { client } = await rawConnect(b.port('tcp.external'), { protocolVersion: 5, keepalive: 0, clientId: uid('ka-zero') }, onTestFinished);
+      const { client } = await connectTracked(poolForTest(onTestFinished), b.port('tcp.external'), { protocolVersion: 5, keepalive: 0, clientId: uid('ka-zero') });
       expect(await client.expectSilence(2600)).toBe(true);
     });
 
     it('a socket that never sends CONNECT is closed after handshake_timeout without any packet, even at level 5', async ({ expect, onTestFinished }) => {
-      const client = await rawOpen(b.port('tcp.handshake'), 5, onTestFinished);
+      const client = poolForTest(onTestFinished).track(await RawClient.open(b.port('tcp.handshake'), { version: 5 }));
       const t0 = Date.now();
       expect(await client.expectClose(4000)).toEqual([]);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
@@ -154,7 +129,7 @@ describe('keepalive', () => {
 
   for (const version of [3, 4, 5] as const) {
     it(`[MQTT-3.12.4-1] PINGREQ gets PINGRESP (v${version})`, async () => {
-      const { client } = await rawConnect(b.port('tcp.external'), { protocolVersion: version, clientId: uid(`ping${version}`) });
+      const { client } = await connectTracked(pool, b.port('tcp.external'), { protocolVersion: version, clientId: uid(`ping${version}`) });
       client.send([0xc0, 0x00]);
       expect(await client.expect(13)).toEqual({ type: 13 });
       expect(await client.expectSilence(100)).toBe(true);
@@ -177,8 +152,8 @@ describe('takeover', () => {
 
   it('[MQTT-3.1.4-3] a v5 connection taken over receives DISCONNECT 0x8E, then is closed', async () => {
     const id = uid('to-v5');
-    const first = await rawConnect(port, { protocolVersion: 5, clientId: id });
-    const second = await rawConnect(port, { protocolVersion: 5, clientId: id });
+    const first = await connectTracked(pool, port, { protocolVersion: 5, clientId: id });
+    const second = await connectTracked(pool, port, { protocolVersion: 5, clientId: id });
     expect(second.connack.reasonCode).toBe(0);
     const got = await first.client.expectClose();
     expect(got).toHaveLength(1);
@@ -191,8 +166,8 @@ describe('takeover', () => {
   for (const version of [3, 4] as const) {
     it(`[MQTT-3.1.4-2] a v${version} connection taken over is closed without any packet`, async () => {
       const id = uid(`to-v${version}`);
-      const first = await rawConnect(port, { protocolVersion: version, clientId: id });
-      const second = await rawConnect(port, { protocolVersion: version, clientId: id });
+      const first = await connectTracked(pool, port, { protocolVersion: version, clientId: id });
+      const second = await connectTracked(pool, port, { protocolVersion: version, clientId: id });
       expect(second.connack.reasonCode).toBe(0);
       expect(await first.client.expectClose()).toEqual([]);
     });
@@ -200,19 +175,18 @@ describe('takeover', () => {
 
   it('a v5 connection taken over by a v3.1.1 CONNECT still receives DISCONNECT 0x8E', async () => {
     const id = uid('to-mixed');
-    const first = await rawConnect(port, { protocolVersion: 5, clientId: id });
-    await rawConnect(port, { protocolVersion: 4, clientId: id });
+    const first = await connectTracked(pool, port, { protocolVersion: 5, clientId: id });
+    await connectTracked(pool, port, { protocolVersion: 4, clientId: id });
     const got = await first.client.expectClose();
     expect(got.map((p) => [p.type, (p as { reasonCode?: number }).reasonCode])).toEqual([[14, 0x8e]]);
   });
 
   it('without clean start the new connection gets session present 1 and inherits the subscriptions', async () => {
     const id = uid('to-resume');
-    const first = await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
-    first.client.send(subscribePacket('to/resume/+'));
-    expect((await first.client.expect(9)).reasonCodes).toEqual([1]);
+    const first = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+    expect((await first.client.subscribe({ filter: 'to/resume/+', qos: 1 })).reasonCodes).toEqual([1]);
 
-    const second = await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+    const second = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
     expect(second.connack).toMatchObject({ reasonCode: 0, sessionPresent: true });
     await first.client.expectClose();
 
@@ -225,11 +199,10 @@ describe('takeover', () => {
 
   it('without clean session a v3.1.1 takeover gets session present 1 and inherits the subscriptions', async () => {
     const id = uid('to-resume4');
-    const first = await rawConnect(port, { protocolVersion: 4, clientId: id, cleanStart: false });
-    first.client.send(subscribePacket('to/resume4/+'));
-    await first.client.expect(9);
+    const first = await connectTracked(pool, port, { protocolVersion: 4, clientId: id, cleanStart: false });
+    await first.client.subscribe({ filter: 'to/resume4/+', qos: 1 });
 
-    const second = await rawConnect(port, { protocolVersion: 4, clientId: id, cleanStart: false });
+    const second = await connectTracked(pool, port, { protocolVersion: 4, clientId: id, cleanStart: false });
     expect(second.connack).toMatchObject({ reasonCode: 0, sessionPresent: true });
     await first.client.expectClose();
 
@@ -240,11 +213,10 @@ describe('takeover', () => {
 
   it('with clean start the new connection gets session present 0 and the old subscriptions are gone', async () => {
     const id = uid('to-clean');
-    const first = await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
-    first.client.send(subscribePacket('to/clean/+'));
-    await first.client.expect(9);
+    const first = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+    await first.client.subscribe({ filter: 'to/clean/+', qos: 1 });
 
-    const second = await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: true });
+    const second = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: true });
     expect(second.connack).toMatchObject({ reasonCode: 0, sessionPresent: false });
     await first.client.expectClose();
 
@@ -279,8 +251,8 @@ describe('takeover', () => {
         const topic = `to/will/${uid('d0')}`;
         const rec = await watch(url, topic);
         const id = uid('to-will');
-        await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic) });
-        await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart });
+        await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic) });
+        await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart });
         const m = await rec.next(2000);
         expect(m.topic).toBe(topic);
         expect(m.payload.toString()).toBe('last words');
@@ -291,8 +263,8 @@ describe('takeover', () => {
       const topic = `to/will/${uid('v4')}`;
       const rec = await watch(url, topic);
       const id = uid('to-will4');
-      await rawConnect(port, { protocolVersion: 4, clientId: id, cleanStart: false, will: willOf(topic) });
-      await rawConnect(port, { protocolVersion: 4, clientId: id, cleanStart: false });
+      await connectTracked(pool, port, { protocolVersion: 4, clientId: id, cleanStart: false, will: willOf(topic) });
+      await connectTracked(pool, port, { protocolVersion: 4, clientId: id, cleanStart: false });
       const m = await rec.next(2000);
       expect(m.topic).toBe(topic);
       expect(m.payload.toString()).toBe('last words');
@@ -302,8 +274,8 @@ describe('takeover', () => {
       const topic = `to/will/${uid('d1')}`;
       const rec = await watch(url, topic);
       const id = uid('to-willdelay');
-      await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic, 1) });
-      const second = await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
+      await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic, 1) });
+      const second = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
       expect(second.connack.sessionPresent).toBe(true);
       // past the 1 s will delay plus the deadline structure's 1 s slack
       await sleep(2300);
@@ -314,8 +286,8 @@ describe('takeover', () => {
       const topic = `to/will/${uid('d30')}`;
       const rec = await watch(url, topic);
       const id = uid('to-willclean');
-      await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic, 30) });
-      await rawConnect(port, { protocolVersion: 5, clientId: id, cleanStart: true });
+      await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 60 }, will: willOf(topic, 30) });
+      await connectTracked(pool, port, { protocolVersion: 5, clientId: id, cleanStart: true });
       const m = await rec.next(1500);
       expect(m.topic).toBe(topic);
     });
@@ -324,9 +296,9 @@ describe('takeover', () => {
       const topic = `to/will/${uid('norm')}`;
       const rec = await watch(url, topic);
       const id = uid('to-willnorm');
-      const first = await rawConnect(port, { protocolVersion: 5, clientId: id, will: willOf(topic) });
+      const first = await connectTracked(pool, port, { protocolVersion: 5, clientId: id, will: willOf(topic) });
       await first.client.disconnect();
-      await rawConnect(port, { protocolVersion: 5, clientId: id });
+      await connectTracked(pool, port, { protocolVersion: 5, clientId: id });
       await sleep(300);
       expect(rec.messages).toHaveLength(0);
     });
@@ -343,13 +315,13 @@ describe('server DISCONNECT only to v5 clients after CONNACK', () => {
   });
 
   it('a v5 client refused at CONNECT gets only the CONNACK, no DISCONNECT', async () => {
-    const { client, connack } = await rawConnect(b.port(), { protocolVersion: 5 });
+    const { client, connack } = await connectTracked(pool, b.port(), { protocolVersion: 5 });
     expect(connack.reasonCode).toBe(0x87);
     expect(await client.expectClose()).toEqual([]);
   });
 
   it('a malformed v5 CONNECT gets CONNACK 0x81 and no DISCONNECT', async () => {
-    const client = await rawOpen(b.port(), 5);
+    const client = pool.track(await RawClient.open(b.port(), { version: 5 }));
     // v5 CONNECT whose reserved flag bit is set [MQTT-3.1.2-3]
     client.send([0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0x03, 0x00, 0x3c, 0x00, 0x00, 0x01, 0x61]);
     const got = await client.expectClose();

@@ -3,10 +3,11 @@
  * max_handshaking_limit, max_conn_rate, max_message_rate, max_byte_rate and max_packet_size. Times and
  * rates are measured at the client.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encode } from '@rmqtt-ts/kernel';
-import { RawClient, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, RawClientPool, connectTracked, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
 
 let idSeq = 0;
 const uid = (prefix: string): string => `${prefix}-${++idSeq}`;
@@ -18,28 +19,12 @@ function publishBytes(topic: string, payload: Buffer, version: 4 | 5 = 4): Buffe
   return encode({ type: 3, topic, payload, qos: 0, retain: false, dup: false, packetId: undefined, properties: {} }, version);
 }
 
-/** Opened sockets of a test, destroyed after it whatever happens. */
-function tracker(): { track<T extends RawClient>(c: T): T; destroyAll(): void } {
-  const all: RawClient[] = [];
-  return {
-    track: (c) => {
-      all.push(c);
-      return c;
-    },
-    destroyAll: () => {
-      for (const c of all.splice(0)) c.destroy();
-    },
-  };
-}
-
 /** ms until the broker closes the connection; fails if it sent anything first. */
 async function closedAfter(c: RawClient, start: number, timeoutMs: number): Promise<number> {
   const got = await c.expectClose(timeoutMs);
   expect(got).toEqual([]);
   return Date.now() - start;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Until the broker has seen every earlier socket of the file close (the client side closes first). */
 async function settled(b: TestBroker): Promise<void> {
@@ -50,7 +35,7 @@ async function settled(b: TestBroker): Promise<void> {
 
 describe('max_connections', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
 
   beforeAll(async () => {
     b = await startBroker({ listeners: { 'tcp.limited': { max_connections: 3 }, 'ws.limited': { max_connections: 1 } } });
@@ -62,7 +47,7 @@ describe('max_connections', () => {
 
   it('one socket over the limit is closed at once, unanswered, and counted in client.connection.refused', async () => {
     await settled(b);
-    for (let i = 0; i < 3; i++) t.track((await RawClient.connect(b.port('tcp.limited'), { clientId: uid('c') })).client);
+    for (let i = 0; i < 3; i++) await t.connect(b.port('tcp.limited'), { clientId: uid('c') });
     const refusedBefore = b.broker.metrics.get('client.connection.refused');
     const start = Date.now();
     const extra = t.track(await RawClient.open(b.port('tcp.limited')));
@@ -74,14 +59,11 @@ describe('max_connections', () => {
 
   it('a slot freed by a disconnect is available again', async () => {
     await settled(b);
-    const first = t.track((await RawClient.connect(b.port('tcp.limited'), { clientId: uid('c') })).client);
-    for (let i = 0; i < 2; i++) t.track((await RawClient.connect(b.port('tcp.limited'), { clientId: uid('c') })).client);
+    const first = await t.connect(b.port('tcp.limited'), { clientId: uid('c') });
+    for (let i = 0; i < 2; i++) await t.connect(b.port('tcp.limited'), { clientId: uid('c') });
     await first.disconnect();
     await sleep(50);
-    const { connack } = await RawClient.connect(b.port('tcp.limited'), { clientId: uid('again') }).then((r) => {
-      t.track(r.client);
-      return r;
-    });
+    const { connack } = await connectTracked(t, b.port('tcp.limited'), { clientId: uid('again') });
     expect(connack.reasonCode).toBe(0);
   });
 
@@ -112,7 +94,7 @@ describe('max_connections', () => {
 
 describe('handshake_timeout', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
 
   beforeAll(async () => {
     b = await startBroker({ listeners: { 'tcp.external': { handshake_timeout: '300ms' } } });
@@ -143,9 +125,7 @@ describe('handshake_timeout', () => {
   });
 
   it('a client that connected in time is not closed by it', async () => {
-    const { client, connack } = await RawClient.connect(b.port(), { clientId: uid('ok'), keepalive: 0 });
-    t.track(client);
-    expect(connack.reasonCode).toBe(0);
+    const client = await t.connect(b.port(), { clientId: uid('ok'), keepalive: 0 });
     // long enough for a sweep past the timeout
     await sleep(1400);
     client.send({ type: 12 });
@@ -155,7 +135,7 @@ describe('handshake_timeout', () => {
 
 describe('max_handshaking_limit', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
 
   beforeAll(async () => {
     b = await startBroker({
@@ -204,7 +184,7 @@ describe('max_handshaking_limit', () => {
 
 describe('max_conn_rate', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
 
   beforeAll(async () => {
     b = await startBroker({
@@ -221,9 +201,7 @@ describe('max_conn_rate', () => {
 
   it('a connection over the rate waits for a token and is then answered with CONNACK 0', async () => {
     const port = b.port('tcp.rate');
-    const first = await RawClient.connect(port, { clientId: uid('first') });
-    t.track(first.client);
-    expect(first.connack.reasonCode).toBe(0);
+    await t.connect(port, { clientId: uid('first') });
     const start = Date.now();
     const second = t.track(await RawClient.open(port));
     second.send(connectBytes(uid('second')));
@@ -238,9 +216,7 @@ describe('max_conn_rate', () => {
   it('a connection that waits for a token past handshake_timeout is closed unanswered', async () => {
     const port = b.port('tcp.rateshort');
     const before = b.broker.metrics.get('client.handshaking.timeout');
-    const first = await RawClient.connect(port, { clientId: uid('first') });
-    t.track(first.client);
-    expect(first.connack.reasonCode).toBe(0);
+    await t.connect(port, { clientId: uid('first') });
     const start = Date.now();
     const second = t.track(await RawClient.open(port));
     second.send(connectBytes(uid('second')));
@@ -252,7 +228,7 @@ describe('max_conn_rate', () => {
 
 describe('max_message_rate and max_byte_rate', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
   // 20 messages at once, then 80 a second
   const MSG_BURST = 20;
   const MSG_PERIOD_MS = 250;
@@ -280,10 +256,9 @@ describe('max_message_rate and max_byte_rate', () => {
    */
   async function burst(listener: string, n: number, payloadSize: number): Promise<{ elapsed: number; pub: RawClient }> {
     const topic = `rate/${uid(listener.replace('.', '-'))}`;
-    const sub = t.track((await RawClient.connect(b.port('tcp.free'), { clientId: uid('sub') })).client);
-    sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: topic, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-    await sub.expect(9);
-    const pub = t.track((await RawClient.connect(b.port(listener), { clientId: uid('pub'), keepalive: 0 })).client);
+    const sub = await t.connect(b.port('tcp.free'), { clientId: uid('sub') });
+    await sub.subscribe(topic);
+    const pub = await t.connect(b.port(listener), { clientId: uid('pub'), keepalive: 0 });
     const bytes = Buffer.concat(
       Array.from({ length: n }, (_, i) => {
         const payload = Buffer.alloc(payloadSize, 0x2e);
@@ -342,7 +317,7 @@ describe('max_message_rate and max_byte_rate', () => {
 
 describe('max_packet_size', () => {
   let b: TestBroker;
-  const t = tracker();
+  const t = new RawClientPool();
   const SMALL = 256;
 
   beforeAll(async () => {
@@ -364,24 +339,21 @@ describe('max_packet_size', () => {
   }
 
   async function subscriber(topic: string): Promise<RawClient> {
-    const sub = t.track((await RawClient.connect(b.port('tcp.large'), { protocolVersion: 5, clientId: uid('sub') })).client);
-    sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: topic, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-    await sub.expect(9);
+    const sub = await t.connect(b.port('tcp.large'), { protocolVersion: 5, clientId: uid('sub') });
+    await sub.subscribe(topic);
     return sub;
   }
 
   it('CONNACK announces the listener\'s Maximum Packet Size', async () => {
-    const small = await RawClient.connect(b.port('tcp.small'), { protocolVersion: 5, clientId: uid('c') });
-    t.track(small.client);
+    const small = await connectTracked(t, b.port('tcp.small'), { protocolVersion: 5, clientId: uid('c') });
     expect(small.connack.properties.maximumPacketSize).toBe(SMALL);
-    const large = await RawClient.connect(b.port('tcp.large'), { protocolVersion: 5, clientId: uid('c') });
-    t.track(large.client);
+    const large = await connectTracked(t, b.port('tcp.large'), { protocolVersion: 5, clientId: uid('c') });
     expect(large.connack.properties.maximumPacketSize).toBe(4096);
   });
 
   it('a packet of exactly max_packet_size bytes is accepted and delivered', async () => {
     const sub = await subscriber('size/exact');
-    const pub = t.track((await RawClient.connect(b.port('tcp.small'), { protocolVersion: 5, clientId: uid('pub') })).client);
+    const pub = await t.connect(b.port('tcp.small'), { protocolVersion: 5, clientId: uid('pub') });
     pub.send(publishOfSize('size/exact', SMALL));
     const m = await sub.expect(3);
     expect(m.topic).toBe('size/exact');
@@ -390,7 +362,7 @@ describe('max_packet_size', () => {
 
   it('a packet one byte over max_packet_size gets DISCONNECT 0x95 and is not delivered', async () => {
     const sub = await subscriber('size/over');
-    const pub = t.track((await RawClient.connect(b.port('tcp.small'), { protocolVersion: 5, clientId: uid('pub') })).client);
+    const pub = await t.connect(b.port('tcp.small'), { protocolVersion: 5, clientId: uid('pub') });
     pub.send(publishOfSize('size/over', SMALL + 1));
     const got = await pub.expectClose(3000);
     expect(got).toHaveLength(1);
@@ -399,14 +371,14 @@ describe('max_packet_size', () => {
   });
 
   it('a 3.1.1 client over max_packet_size is closed without a packet', async () => {
-    const pub = t.track((await RawClient.connect(b.port('tcp.small'), { protocolVersion: 4, clientId: uid('pub') })).client);
+    const pub = await t.connect(b.port('tcp.small'), { protocolVersion: 4, clientId: uid('pub') });
     pub.send(publishBytes('size/v3', Buffer.alloc(SMALL)));
     expect(await pub.expectClose(3000)).toEqual([]);
   });
 
   it('the limit is per listener: the same packet passes on a listener with a larger limit', async () => {
     const sub = await subscriber('size/other');
-    const pub = t.track((await RawClient.connect(b.port('tcp.large'), { protocolVersion: 5, clientId: uid('pub') })).client);
+    const pub = await t.connect(b.port('tcp.large'), { protocolVersion: 5, clientId: uid('pub') });
     pub.send(publishOfSize('size/other', SMALL + 1));
     const m = await sub.expect(3);
     expect(m.topic).toBe('size/other');

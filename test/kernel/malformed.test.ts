@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '@rmqtt-ts/kernel';
-import { RawClient, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, RawClientPool, startBroker, subscribeGranted, type TestBroker } from '@rmqtt-ts/testkit';
 
 const MAX_PACKET_SIZE = 1024;
 const MAX_TOPIC_ALIASES = 4;
@@ -100,52 +100,36 @@ describe('malformed input closes only the offending connection', () => {
   let bystanderSub: RawClient;
   let bystanderPub: RawClient;
   let seq = 0;
-  const opened: RawClient[] = [];
+  /** The bad clients of a test, destroyed after it. */
+  const opened = new RawClientPool();
+  /** The two well-behaved clients, kept across the tests. */
+  const bystanders = new RawClientPool();
 
   beforeAll(async () => {
     b = await startBroker({ listeners: { 'tcp.external': { max_packet_size: MAX_PACKET_SIZE, max_topic_aliases: MAX_TOPIC_ALIASES } } });
     port = b.port();
-    bystanderSub = (await RawClient.connect(port, { protocolVersion: 5, clientId: 'bystander-sub' })).client;
-    bystanderPub = (await RawClient.connect(port, { protocolVersion: 5, clientId: 'bystander-pub' })).client;
-    bystanderSub.send({
-      type: 8,
-      packetId: 1,
-      subscriptions: [{ filter: 'healthy/#', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
-      properties: {},
-    });
-    const suback = await bystanderSub.expect(9);
-    expect(suback.reasonCodes).toEqual([1]);
+    bystanderSub = await bystanders.connect(port, { protocolVersion: 5, clientId: 'bystander-sub' });
+    bystanderPub = await bystanders.connect(port, { protocolVersion: 5, clientId: 'bystander-pub' });
+    await subscribeGranted(bystanderSub, 'healthy/#', 1);
   });
 
   afterEach(() => {
-    for (const c of opened.splice(0)) c.destroy();
+    opened.destroyAll();
   });
 
   afterAll(async () => {
-    bystanderSub?.destroy();
-    bystanderPub?.destroy();
+    bystanders.destroyAll();
     await b?.stop();
   });
 
-  async function connected(version: 4 | 5): Promise<RawClient> {
-    const { client, connack } = await RawClient.connect(port, { protocolVersion: version, clientId: `bad-${++seq}` });
-    opened.push(client);
-    expect(connack.reasonCode).toBe(0);
-    return client;
-  }
+  const connected = (version: 4 | 5): Promise<RawClient> => opened.connect(port, { protocolVersion: version, clientId: `bad-${++seq}` });
 
-  async function opening(version: 4 | 5): Promise<RawClient> {
-    const c = await RawClient.open(port, { version });
-    opened.push(c);
-    return c;
-  }
+  const opening = async (version: 4 | 5): Promise<RawClient> => opened.track(await RawClient.open(port, { version }));
 
   /** The clients connected before the bad one still publish and receive, and are still open. */
   async function bystandersStillWork(): Promise<void> {
     const n = ++seq;
-    bystanderPub.send({ type: 3, topic: `healthy/${n}`, payload: Buffer.from(String(n)), qos: 1, retain: false, dup: false, packetId: (n % 65535) + 1, properties: {} });
-    const ack = await bystanderPub.expect(4);
-    expect(ack.packetId).toBe((n % 65535) + 1);
+    await bystanderPub.publish(`healthy/${n}`, String(n), { qos: 1, packetId: (n % 65535) + 1 });
     const got = await bystanderSub.expect(3);
     expect(got.topic).toBe(`healthy/${n}`);
     expect(got.payload.toString()).toBe(String(n));

@@ -3,32 +3,26 @@
  * connection — v5 with DISCONNECT 0x9B [MQTT-3.2.2-11], v3 by closing (3.1.1 has no code for it).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClientPool, connectTracked, startBroker, type RawClient, type TestBroker } from '@rmqtt-ts/testkit';
 
 let b: TestBroker;
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 
 beforeAll(async () => {
   b = await startBroker({ listeners: { 'tcp.external': { max_qos_allowed: 1 } } });
 });
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 afterAll(async () => {
   await b?.stop();
 });
 
-async function client(protocolVersion: 4 | 5, clientId: string): Promise<RawClient> {
-  const { client, connack } = await RawClient.connect(b.port(), { protocolVersion, clientId });
-  open.push(client);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
+const client = (protocolVersion: 4 | 5, clientId: string): Promise<RawClient> => pool.connect(b.port(), { protocolVersion, clientId });
 
 describe('max_qos_allowed on inbound PUBLISH', () => {
   it('is announced as Maximum QoS in the v5 CONNACK', async () => {
-    const { client, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: 'mq-announce' });
-    open.push(client);
+    const { connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: 'mq-announce' });
     expect(connack.properties.maximumQoS).toBe(1);
   });
 
@@ -48,14 +42,12 @@ describe('max_qos_allowed on inbound PUBLISH', () => {
 
   it('a PUBLISH at the maximum is accepted and not delivered to others above their grant', async () => {
     const sub = await client(5, 'mq-sub');
-    sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'q/#', qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-    const suback = await sub.expect(9);
+    const suback = await sub.subscribe({ filter: 'q/#', qos: 2 });
     expect(suback.reasonCodes).toEqual([1]); // granted QoS capped at the maximum
     const pub = await client(5, 'mq-pub');
-    pub.send({ type: 3, topic: 'q/1', payload: Buffer.from('ok'), qos: 1, retain: false, dup: false, packetId: 7, properties: {} });
-    const ack = await pub.expect(4);
-    expect(ack.packetId).toBe(7);
-    expect(ack.reasonCode).toBe(0);
+    const ack = await pub.publish('q/1', 'ok', { qos: 1, packetId: 7 });
+    expect(ack?.packetId).toBe(7);
+    expect(ack?.reasonCode).toBe(0);
     const msg = await sub.expect(3);
     expect(msg.qos).toBe(1);
     expect(msg.payload.toString()).toBe('ok');

@@ -8,25 +8,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { definePlugin } from '@rmqtt-ts/plugin-api';
-import type { AckPacket, Packet, Properties, PublishPacket, QoS } from '@rmqtt-ts/kernel';
-import { RawClient, connectClient, endClient, recorder, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import type { Packet, PublishPacket } from '@rmqtt-ts/kernel';
+import { RawClient, RawClientPool, connectClient, connectTracked, denyPublishTo, endClient, publishPacket, recorder, startBroker, subscribeGranted, uniqueId, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 // ---- test plugins ----
 
 /** Refuses every publish to `denied/...`, so that PUBACK carries a failure code. */
-const denyPublish = definePlugin({
-  name: 'test-deny-publish',
-  apiVersion: '^1.0.0',
-  create(ctx) {
-    return {
-      init() {
-        ctx.hooks.on('message.publishCheckAcl', (e) =>
-          e.message.topic.startsWith('denied/') ? { result: { allow: false }, proceed: false } : undefined,
-        );
-      },
-    };
-  },
-});
+const denyPublish = denyPublishTo('denied/');
 
 /**
  * Method TWO-STEP: the client opens with "hello", is challenged ("challenge", AUTH 0x18), answers
@@ -53,31 +41,16 @@ const twoStepAuth = definePlugin({
 
 // ---- helpers ----
 
-const raws: RawClient[] = [];
+const pool = new RawClientPool();
 const mqtts: MqttClient[] = [];
-let ids = 0;
 
-function uid(prefix: string): string {
-  return `${prefix}-${++ids}-${Math.random().toString(16).slice(2, 8)}`;
-}
-
-async function connectRaw(port: number, options: RawConnectOptions = {}): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const r = await RawClient.connect(port, { protocolVersion: 5, ...options });
-  raws.push(r.client);
-  return r;
-}
-
-/** A connected v5 raw client (CONNACK 0x00 checked). */
-async function rawClient(port: number, options: RawConnectOptions = {}): Promise<RawClient> {
-  const { client, connack } = await connectRaw(port, options);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
+/** A v5 client unless told; the CONNACK whatever its reason code. */
+const connectRaw = (port: number, options: RawConnectOptions = {}) => connectTracked(pool, port, { protocolVersion: 5, ...options });
+/** A connected v5 raw client (CONNACK 0x00 required). */
+const rawClient = (port: number, options: RawConnectOptions = {}): Promise<RawClient> => pool.connect(port, { protocolVersion: 5, ...options });
 
 async function openRaw(port: number): Promise<RawClient> {
-  const c = await RawClient.open(port, { version: 5 });
-  raws.push(c);
-  return c;
+  return pool.track(await RawClient.open(port, { version: 5 }));
 }
 
 async function mqttClient(url: string, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
@@ -86,49 +59,11 @@ async function mqttClient(url: string, options: Parameters<typeof connectClient>
   return c;
 }
 
-let packetIds = 0;
-function nextId(): number {
-  packetIds = (packetIds % 60000) + 1;
-  return packetIds;
-}
-
-async function subscribe(c: RawClient, filter: string, qos: QoS = 0, properties: Properties = {}): Promise<void> {
-  const packetId = nextId();
-  c.send({ type: 8, packetId, subscriptions: [{ filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties });
-  const suback = await c.expect(9);
-  expect(suback.packetId).toBe(packetId);
-  expect(suback.reasonCodes).toEqual([qos]);
-}
-
-function publishPacket(topic: string, payload: string | Buffer, qos: QoS = 0, properties: Properties = {}, packetId?: number): PublishPacket {
-  return {
-    type: 3,
-    topic,
-    payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
-    qos,
-    retain: false,
-    dup: false,
-    packetId: qos > 0 ? (packetId ?? nextId()) : undefined,
-    properties,
-  };
-}
-
-/** QoS 1 publish and its PUBACK. */
-async function publishAcked(c: RawClient, topic: string, payload: string, properties: Properties = {}): Promise<AckPacket> {
-  const p = publishPacket(topic, payload, 1, properties);
-  c.send(p);
-  // the kit types expect(4) as never (AckPacket has type 4 | 5 | 6 | 7), hence the cast
-  const ack = (await c.expect(4)) as unknown as AckPacket;
-  expect(ack.type).toBe(4);
-  expect(ack.packetId).toBe(p.packetId);
-  return ack;
-}
-
 /** A v5 subscriber whose session outlives its connection, subscribed at QoS 1 and then disconnected. */
 async function offlineSubscriber(port: number, filter: string): Promise<string> {
-  const clientId = uid('offline');
+  const clientId = uniqueId('offline');
   const c = await rawClient(port, { clientId, properties: { sessionExpiryInterval: 60 } });
-  await subscribe(c, filter, 1);
+  await subscribeGranted(c, filter, 1);
   await c.disconnect();
   return clientId;
 }
@@ -141,7 +76,7 @@ async function resume(port: number, clientId: string): Promise<RawClient> {
 }
 
 afterEach(async () => {
-  for (const c of raws.splice(0)) c.destroy();
+  pool.destroyAll();
   await Promise.all(mqtts.splice(0).map((c) => endClient(c, true)));
 });
 
@@ -171,11 +106,11 @@ describe('MQTT 5 properties', () => {
       // one subscriber shares the once-encoded bytes, the other (with a Subscription Identifier) gets its own encoding
       const shared = await rawClient(port);
       const own = await rawClient(port);
-      await subscribe(shared, 'pfi/t');
-      await subscribe(own, 'pfi/t', 0, { subscriptionIdentifiers: [7] });
+      await subscribeGranted(shared, 'pfi/t');
+      await subscribeGranted(own, 'pfi/t', 0, { subscriptionIdentifiers: [7] });
       const pub = await rawClient(port);
-      pub.send(publishPacket('pfi/t', 'text', 0, { payloadFormatIndicator: 1 }));
-      pub.send(publishPacket('pfi/t', Buffer.from([0xff, 0x00]), 0, { payloadFormatIndicator: 0 }));
+      pub.send(publishPacket('pfi/t', 'text', { properties: { payloadFormatIndicator: 1 } }));
+      pub.send(publishPacket('pfi/t', Buffer.from([0xff, 0x00]), { properties: { payloadFormatIndicator: 0 } }));
 
       const s1 = await shared.expect(3);
       const s2 = await shared.expect(3);
@@ -192,33 +127,32 @@ describe('MQTT 5 properties', () => {
     it('[MQTT-3.3.2-20] Content Type reaches every v5 subscriber unchanged', async () => {
       const shared = await rawClient(port);
       const own = await rawClient(port);
-      await subscribe(shared, 'ct/t');
-      await subscribe(own, 'ct/t', 0, { subscriptionIdentifiers: [9] });
+      await subscribeGranted(shared, 'ct/t');
+      await subscribeGranted(own, 'ct/t', 0, { subscriptionIdentifiers: [9] });
       const pub = await rawClient(port);
-      pub.send(publishPacket('ct/t', '{"a":1}', 0, { contentType: 'application/json; charset=utf-8' }));
+      pub.send(publishPacket('ct/t', '{"a":1}', { properties: { contentType: 'application/json; charset=utf-8' } }));
 
       expect((await shared.expect(3)).properties).toEqual({ contentType: 'application/json; charset=utf-8' });
       expect((await own.expect(3)).properties).toEqual({ contentType: 'application/json; charset=utf-8', subscriptionIdentifiers: [9] });
     });
 
     it('a v3.1.1 subscriber gets the message without any property bytes', async () => {
-      const v3 = await RawClient.connect(port, { protocolVersion: 4, clientId: uid('v3') });
-      raws.push(v3.client);
-      expect(v3.connack.reasonCode).toBe(0);
-      v3.client.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'pfi/v3', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-      await v3.client.expect(9);
+      const v3 = await pool.connect(port, { protocolVersion: 4, clientId: uniqueId('v3') });
+      await v3.subscribe('pfi/v3');
       const pub = await rawClient(port);
       pub.send(
-        publishPacket('pfi/v3', 'plain', 0, {
-          payloadFormatIndicator: 1,
-          contentType: 'text/plain',
-          responseTopic: 'r/t',
-          correlationData: Buffer.from('c'),
-          userProperties: [['k', 'v']],
-          messageExpiryInterval: 60,
+        publishPacket('pfi/v3', 'plain', {
+          properties: {
+            payloadFormatIndicator: 1,
+            contentType: 'text/plain',
+            responseTopic: 'r/t',
+            correlationData: Buffer.from('c'),
+            userProperties: [['k', 'v']],
+            messageExpiryInterval: 60,
+          },
         }),
       );
-      const m = await v3.client.expect(3);
+      const m = await v3.expect(3);
       expect(m.topic).toBe('pfi/v3');
       // a v3.1.1 PUBLISH has no property field: anything written there would show up as payload
       expect(m.payload.toString()).toBe('plain');
@@ -227,9 +161,9 @@ describe('MQTT 5 properties', () => {
 
     it('[MQTT-3.3.2-15] [MQTT-3.3.2-16] Response Topic and Correlation Data carry a request/response round trip', async () => {
       const url = b.url('tcp.external');
-      const requester = await mqttClient(url, { protocolVersion: 5, clientId: uid('requester') });
-      const responder = await mqttClient(url, { protocolVersion: 5, clientId: uid('responder') });
-      const responseTopic = `rr/response/${uid('r')}`;
+      const requester = await mqttClient(url, { protocolVersion: 5, clientId: uniqueId('requester') });
+      const responder = await mqttClient(url, { protocolVersion: 5, clientId: uniqueId('responder') });
+      const responseTopic = `rr/response/${uniqueId('r')}`;
       await requester.subscribeAsync(responseTopic, { qos: 1 });
       await responder.subscribeAsync('rr/request', { qos: 1 });
       const requests = recorder(responder);
@@ -253,14 +187,14 @@ describe('MQTT 5 properties', () => {
 
     it('[MQTT-3.3.2-17] [MQTT-3.3.2-18] User Properties arrive in order with duplicates kept', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'up/t', 1);
+      await subscribeGranted(sub, 'up/t', 1);
       const pub = await rawClient(port);
       const userProperties: [string, string][] = [
         ['a', '1'],
         ['b', '2'],
         ['a', '3'],
       ];
-      await publishAcked(pub, 'up/t', 'x', { userProperties });
+      await pub.publish('up/t', 'x', { qos: 1, properties: { userProperties } });
       const m = await sub.expect(3);
       expect(m.properties).toEqual({ userProperties });
     });
@@ -270,7 +204,7 @@ describe('MQTT 5 properties', () => {
     it('[MQTT-3.3.2-6] a queued message is forwarded with the expiry interval it has left', async () => {
       const clientId = await offlineSubscriber(port, 'exp/left');
       const pub = await rawClient(port);
-      await publishAcked(pub, 'exp/left', 'soon stale', { messageExpiryInterval: 5 });
+      await pub.publish('exp/left', 'soon stale', { qos: 1, properties: { messageExpiryInterval: 5 } });
       // the broker stamped the message before the PUBACK: more than 2 s and well under 3 s pass before
       // delivery, so 5 − (2..3) s rounded up is 3
       await sleep(2100);
@@ -283,7 +217,7 @@ describe('MQTT 5 properties', () => {
     it('[MQTT-3.3.2-5] a message that expires while queued is not delivered and counts as dropped', async () => {
       const clientId = await offlineSubscriber(port, 'exp/gone');
       const pub = await rawClient(port);
-      await publishAcked(pub, 'exp/gone', 'stale', { messageExpiryInterval: 1 });
+      await pub.publish('exp/gone', 'stale', { qos: 1, properties: { messageExpiryInterval: 1 } });
       const dropped = b.broker.metrics.get('messages.dropped');
       const expired = b.broker.metrics.get('messages.dropped.expired');
       await sleep(1500);
@@ -295,20 +229,18 @@ describe('MQTT 5 properties', () => {
 
     it('a v5 PUBLISH without Message Expiry Interval is forwarded without one', async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'exp/none', 1);
+      await subscribeGranted(sub, 'exp/none', 1);
       const pub = await rawClient(b.port('tcp.expiry'));
-      await publishAcked(pub, 'exp/none', 'forever');
+      await pub.publish('exp/none', 'forever', { qos: 1 });
       const m = await sub.expect(3);
       expect(m.properties).toEqual({});
     });
 
     it("the listener's message_expiry_interval is never written into an outgoing PUBLISH", async () => {
       const sub = await rawClient(port);
-      await subscribe(sub, 'exp/v3', 1);
-      const v3 = await RawClient.connect(b.port('tcp.expiry'), { protocolVersion: 4, clientId: uid('v3pub') });
-      raws.push(v3.client);
-      v3.client.send(publishPacket('exp/v3', 'from v3', 1));
-      await v3.client.expect(4);
+      await subscribeGranted(sub, 'exp/v3', 1);
+      const v3 = await pool.connect(b.port('tcp.expiry'), { protocolVersion: 4, clientId: uniqueId('v3pub') });
+      await v3.publish('exp/v3', 'from v3', { qos: 1 });
       const m = await sub.expect(3);
       expect(m.payload.toString()).toBe('from v3');
       expect(m.properties).toEqual({});
@@ -316,10 +248,8 @@ describe('MQTT 5 properties', () => {
 
     it("a v3 publisher's message queued longer than message_expiry_interval is dropped", async () => {
       const clientId = await offlineSubscriber(port, 'exp/v3old');
-      const v3 = await RawClient.connect(b.port('tcp.expiry'), { protocolVersion: 4, clientId: uid('v3pub') });
-      raws.push(v3.client);
-      v3.client.send(publishPacket('exp/v3old', 'old', 1));
-      await v3.client.expect(4);
+      const v3 = await pool.connect(b.port('tcp.expiry'), { protocolVersion: 4, clientId: uniqueId('v3pub') });
+      await v3.publish('exp/v3old', 'old', { qos: 1 });
       const dropped = b.broker.metrics.get('messages.dropped');
       await sleep(1600);
       const sub = await resume(port, clientId);
@@ -330,7 +260,7 @@ describe('MQTT 5 properties', () => {
     it('a v5 message without expiry queued longer than message_expiry_interval is still delivered', async () => {
       const clientId = await offlineSubscriber(port, 'exp/v5old');
       const pub = await rawClient(b.port('tcp.expiry'));
-      await publishAcked(pub, 'exp/v5old', 'kept');
+      await pub.publish('exp/v5old', 'kept', { qos: 1 });
       await sleep(1600);
       const sub = await resume(port, clientId);
       const m = await sub.expect(3);
@@ -362,7 +292,7 @@ describe('MQTT 5 properties', () => {
     });
 
     it('a client that names itself gets no Assigned Client Identifier', async () => {
-      const { connack } = await connectRaw(port, { clientId: uid('named') });
+      const { connack } = await connectRaw(port, { clientId: uniqueId('named') });
       expect(connack.reasonCode).toBe(0);
       expect(connack.properties.assignedClientIdentifier).toBeUndefined();
     });
@@ -397,14 +327,14 @@ describe('MQTT 5 properties', () => {
   describe('Request Problem Information', () => {
     it('[MQTT-3.1.2-29] with Request Problem Information 0 a refused PUBACK carries no Reason String', async () => {
       const c = await rawClient(port, { properties: { requestProblemInformation: 0 } });
-      const ack = await publishAcked(c, 'denied/quiet', 'x');
+      const ack = (await c.publish('denied/quiet', 'x', { qos: 1 }))!;
       expect(ack.reasonCode).toBe(0x87);
       expect(ack.properties).toEqual({});
     });
 
     it('with Request Problem Information 1 (the default) a refused PUBACK carries a Reason String', async () => {
       const c = await rawClient(port);
-      const ack = await publishAcked(c, 'denied/loud', 'x');
+      const ack = (await c.publish('denied/loud', 'x', { qos: 1 }))!;
       expect(ack.reasonCode).toBe(0x87);
       expect(typeof ack.properties.reasonString).toBe('string');
       expect(ack.properties.reasonString!.length).toBeGreaterThan(0);
@@ -420,7 +350,7 @@ describe('MQTT 5 properties', () => {
     it('[MQTT-3.1.2-29] Request Problem Information 0 still allows a Reason String on DISCONNECT', async () => {
       const c = await rawClient(port, { properties: { requestProblemInformation: 0 } });
       // tcp.external allows no topic aliases, so any alias is a protocol violation
-      c.send(publishPacket('rpi/alias', 'x', 0, { topicAlias: 1 }));
+      c.send(publishPacket('rpi/alias', 'x', { properties: { topicAlias: 1 } }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       const d = got[0] as Extract<Packet, { type: 14 }>;
@@ -436,16 +366,15 @@ describe('MQTT 5 properties', () => {
       expect(connack.properties.reasonString).toBeUndefined();
 
       const sub = await rawClient(port);
-      sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'rs/ok', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-      const suback = await sub.expect(9);
+      const suback = await sub.subscribe({ filter: 'rs/ok', qos: 1 });
       expect(suback.reasonCodes).toEqual([1]);
       expect(suback.properties).toEqual({});
 
-      const noSubscribers = await publishAcked(c, 'rs/nobody', 'x');
+      const noSubscribers = (await c.publish('rs/nobody', 'x', { qos: 1 }))!;
       expect(noSubscribers.reasonCode).toBe(0x10);
       expect(noSubscribers.properties).toEqual({});
 
-      const delivered = await publishAcked(c, 'rs/ok', 'x');
+      const delivered = (await c.publish('rs/ok', 'x', { qos: 1 }))!;
       expect(delivered.reasonCode).toBe(0x00);
       expect(delivered.properties).toEqual({});
       expect((await sub.expect(3)).topic).toBe('rs/ok');
@@ -454,7 +383,7 @@ describe('MQTT 5 properties', () => {
     it("[MQTT-3.4.2-2] a Reason String that would exceed the client's Maximum Packet Size is left out", async () => {
       // PUBACK 0x87 alone is 5 bytes; any Reason String takes it past 12
       const c = await rawClient(port, { properties: { maximumPacketSize: 12 } });
-      const ack = await publishAcked(c, 'denied/small', 'x');
+      const ack = (await c.publish('denied/small', 'x', { qos: 1 }))!;
       expect(ack.reasonCode).toBe(0x87);
       expect(ack.properties).toEqual({});
     });
@@ -510,9 +439,9 @@ describe('MQTT 5 properties', () => {
 
     it("[MQTT-3.3.4-9] the broker keeps no more QoS 1 messages unacknowledged than the client's Receive Maximum", async () => {
       const sub = await rawClient(b.port('tcp.flow'), { properties: { receiveMaximum: 2 } });
-      await subscribe(sub, 'flow/rm', 1);
+      await subscribeGranted(sub, 'flow/rm', 1);
       const pub = await rawClient(port);
-      for (let i = 1; i <= 4; i++) await publishAcked(pub, 'flow/rm', `m${i}`);
+      for (let i = 1; i <= 4; i++) await pub.publish('flow/rm', `m${i}`, { qos: 1 });
 
       const first = await sub.expect(3);
       const second = await sub.expect(3);
@@ -527,9 +456,9 @@ describe('MQTT 5 properties', () => {
 
     it("the listener's max_inflight caps what the broker sends when the client's Receive Maximum is larger", async () => {
       const sub = await rawClient(b.port('tcp.flow'), { properties: { receiveMaximum: 100 } });
-      await subscribe(sub, 'flow/cap', 1);
+      await subscribeGranted(sub, 'flow/cap', 1);
       const pub = await rawClient(port);
-      for (let i = 1; i <= 6; i++) await publishAcked(pub, 'flow/cap', `m${i}`);
+      for (let i = 1; i <= 6; i++) await pub.publish('flow/cap', `m${i}`, { qos: 1 });
       const got: PublishPacket[] = [];
       for (let i = 0; i < 4; i++) got.push(await sub.expect(3));
       expect(got.map((p) => p.payload.toString())).toEqual(['m1', 'm2', 'm3', 'm4']);
@@ -542,10 +471,10 @@ describe('MQTT 5 properties', () => {
       const c = await rawClient(b.port('tcp.flow'));
       // no PUBREL: each of these stays unfinished
       for (let i = 1; i <= 4; i++) {
-        c.send(publishPacket('flow/in', `m${i}`, 2, {}, i));
+        c.send(publishPacket('flow/in', `m${i}`, { qos: 2, packetId: i }));
         expect(await c.expect(5)).toMatchObject({ packetId: i });
       }
-      c.send(publishPacket('flow/in', 'one too many', 2, {}, 5));
+      c.send(publishPacket('flow/in', 'one too many', { qos: 2, packetId: 5 }));
       const got = await c.expectClose();
       expect(got).toHaveLength(1);
       expect(got[0]).toMatchObject({ type: 14, reasonCode: 0x93 });
@@ -567,7 +496,7 @@ describe('enhanced authentication through client.enhancedAuth', () => {
 
   /** Runs the TWO-STEP exchange up to CONNACK. */
   async function authenticate(c: RawClient): Promise<Extract<Packet, { type: 2 }>> {
-    c.send(RawClient.connectPacket({ protocolVersion: 5, clientId: uid('auth'), properties: { authenticationMethod: 'TWO-STEP', authenticationData: Buffer.from('hello') } }));
+    c.send(RawClient.connectPacket({ protocolVersion: 5, clientId: uniqueId('auth'), properties: { authenticationMethod: 'TWO-STEP', authenticationData: Buffer.from('hello') } }));
     const challenge = await c.expect(15);
     expect(challenge.reasonCode).toBe(0x18);
     c.send({ type: 15, reasonCode: 0x18, properties: { authenticationMethod: 'TWO-STEP', authenticationData: Buffer.from('answer') } });

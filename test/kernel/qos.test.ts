@@ -3,13 +3,13 @@
  * redelivery on session resume and (MQTT 3.x only) on message_retry_interval.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Packet, ProtocolVersion, QoS } from '@rmqtt-ts/kernel';
-import { RawClient, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import type { Packet, ProtocolVersion } from '@rmqtt-ts/kernel';
+import { RawClientPool, connectAccepted, poolForTest, publishDone, publishPacket, startBroker, subscribeGranted, type PacketOf, type RawClient, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 type PublishPacket = Extract<Packet, { type: 3 }>;
 
 let b: TestBroker;
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 let seq = 0;
 /** A topic prefix of its own for each test, so sessions left by one test never see another's messages. */
 const fresh = (): string => `qos${++seq}`;
@@ -24,55 +24,15 @@ beforeAll(async () => {
   });
 });
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 afterAll(async () => {
   await b?.stop();
 });
 
-/** Connect and keep the client for cleanup (`track`: a concurrent test's own list). */
-async function connect(o: RawConnectOptions & { listener?: string } = {}, track: RawClient[] = open): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const { listener, ...options } = o;
-  const r = await RawClient.connect(b.port(listener), { protocolVersion: 5, ...options });
-  track.push(r.client);
-  expect(r.connack.reasonCode).toBe(0);
-  return r;
-}
-
-/** The clients of one concurrent test, destroyed when it finishes (afterEach would cut across tests). */
-function ownClients(onTestFinished: (fn: () => void) => void): RawClient[] {
-  const mine: RawClient[] = [];
-  onTestFinished(() => {
-    for (const c of mine) c.destroy();
-  });
-  return mine;
-}
-
-async function subscribe(c: RawClient, filter: string, qos: QoS, packetId = 1): Promise<void> {
-  c.send({ type: 8, packetId, subscriptions: [{ filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-  const ack = await c.expect(9);
-  expect(ack.packetId).toBe(packetId);
-  expect(ack.reasonCodes).toEqual([qos]);
-}
-
-function publishPacket(topic: string, payload: string, qos: QoS, packetId?: number, dup = false): PublishPacket {
-  return { type: 3, topic, payload: Buffer.from(payload), qos, retain: false, dup, packetId: qos === 0 ? undefined : packetId, properties: {} };
-}
-
-/** Publish and complete the exchange, so the message has been routed when this resolves. */
-async function publishDone(c: RawClient, topic: string, payload: string, qos: QoS, packetId = 1): Promise<void> {
-  c.send(publishPacket(topic, payload, qos, packetId));
-  if (qos === 0) {
-    // packets are processed in order: the PINGRESP comes after the PUBLISH was routed
-    c.send({ type: 12 });
-    await c.expect(13);
-  } else if (qos === 1) {
-    expect((await c.expect(4)).packetId).toBe(packetId);
-  } else {
-    expect((await c.expect(5)).packetId).toBe(packetId);
-    c.send({ type: 6, packetId, reasonCode: 0, properties: {} });
-    expect((await c.expect(7)).packetId).toBe(packetId);
-  }
+/** Connect (v5 unless told) with CONNACK 0 required, tracked by `clients`: a concurrent test's own pool. */
+function connect({ listener, ...options }: RawConnectOptions & { listener?: string } = {}, clients: RawClientPool = pool): Promise<{ client: RawClient; connack: PacketOf<2> }> {
+  return connectAccepted(clients, b.port(listener), { protocolVersion: 5, ...options });
 }
 
 /** Every byte the broker sends from now on. */
@@ -86,7 +46,7 @@ describe('inbound QoS', () => {
   it('[MQTT-4.3.2-4] a v3.1.1 QoS 1 PUBLISH is answered with PUBACK carrying its packet id and nothing else', async () => {
     const { client } = await connect({ protocolVersion: 4 });
     const bytes = wire(client);
-    client.send(publishPacket(`${fresh()}/a`, 'x', 1, 0x1234));
+    client.send(publishPacket(`${fresh()}/a`, 'x', { qos: 1, packetId: 0x1234 }));
     await client.expect(4);
     expect([...bytes()]).toEqual([0x40, 0x02, 0x12, 0x34]);
   });
@@ -94,9 +54,9 @@ describe('inbound QoS', () => {
   it('[MQTT-4.3.3-8] [MQTT-4.3.3-11] a QoS 2 PUBLISH gets PUBREC, its PUBREL gets PUBCOMP, with the same packet id', async () => {
     const t = fresh();
     const { client: sub } = await connect();
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client } = await connect();
-    client.send(publishPacket(`${t}/a`, 'x', 2, 300));
+    client.send(publishPacket(`${t}/a`, 'x', { qos: 2, packetId: 300 }));
     const rec = await client.expect(5);
     expect(rec).toMatchObject({ packetId: 300, reasonCode: 0 });
     client.send({ type: 6, packetId: 300, reasonCode: 0, properties: {} });
@@ -109,7 +69,7 @@ describe('inbound QoS', () => {
   it('v3.1.1 PUBREC and PUBCOMP are two-byte acks without a reason code', async () => {
     const { client } = await connect({ protocolVersion: 4 });
     const bytes = wire(client);
-    client.send(publishPacket(`${fresh()}/a`, 'x', 2, 0x0102));
+    client.send(publishPacket(`${fresh()}/a`, 'x', { qos: 2, packetId: 0x0102 }));
     await client.expect(5);
     client.send({ type: 6, packetId: 0x0102, reasonCode: 0, properties: {} });
     await client.expect(7);
@@ -122,16 +82,16 @@ describe('inbound QoS', () => {
   ] as const) {
     it(`v5 ${name} says 0x10 (No matching subscribers) when nobody subscribed`, async () => {
       const { client } = await connect();
-      client.send(publishPacket(`${fresh()}/nobody`, 'x', qos, 5));
+      client.send(publishPacket(`${fresh()}/nobody`, 'x', { qos, packetId: 5 }));
       expect(await client.expect(ack)).toMatchObject({ packetId: 5, reasonCode: 0x10 });
     });
 
     it(`v5 ${name} says 0x00 when a subscriber matched`, async () => {
       const t = fresh();
       const { client: sub } = await connect();
-      await subscribe(sub, `${t}/+`, 1);
+      await subscribeGranted(sub, `${t}/+`, 1);
       const { client } = await connect();
-      client.send(publishPacket(`${t}/a`, 'x', qos, 5));
+      client.send(publishPacket(`${t}/a`, 'x', { qos, packetId: 5 }));
       expect(await client.expect(ack)).toMatchObject({ packetId: 5, reasonCode: 0x00 });
     });
   }
@@ -140,9 +100,9 @@ describe('inbound QoS', () => {
     it(`[MQTT-3.8.4-8] a subscription granted QoS ${granted} receives min(published, granted) for QoS 0, 1 and 2`, async () => {
       const t = fresh();
       const { client: sub } = await connect();
-      await subscribe(sub, `${t}/m`, granted);
+      await subscribeGranted(sub, `${t}/m`, granted);
       const { client: pub } = await connect();
-      for (const qos of [0, 1, 2] as const) await publishDone(pub, `${t}/m`, `q${qos}`, qos, 10 + qos);
+      for (const qos of [0, 1, 2] as const) await publishDone(pub, `${t}/m`, `q${qos}`, { qos, packetId: 10 + qos });
       const got: PublishPacket[] = [];
       for (let i = 0; i < 3; i++) got.push(await sub.expect(3));
       expect(got.map((p) => [p.payload.toString(), p.qos])).toEqual([
@@ -160,9 +120,9 @@ describe('outbound QoS', () => {
   it('[MQTT-2.2.1-4] outbound QoS 1/2 PUBLISHes carry non-zero packet ids, unique among those unacknowledged, DUP=0', async () => {
     const t = fresh();
     const { client: sub } = await connect();
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect();
-    for (let i = 0; i < 10; i++) await publishDone(pub, `${t}/x`, `m${i}`, i % 2 === 0 ? 1 : 2, i + 1);
+    for (let i = 0; i < 10; i++) await publishDone(pub, `${t}/x`, `m${i}`, { qos: i % 2 === 0 ? 1 : 2, packetId: i + 1 });
     const got: PublishPacket[] = [];
     for (let i = 0; i < 10; i++) got.push(await sub.expect(3));
     expect(got.map((p) => p.payload.toString())).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
@@ -180,9 +140,9 @@ describe('outbound QoS', () => {
   it('[MQTT-4.3.2-3] an outbound QoS 1 PUBLISH completes with the PUBACK (an ack for it again changes nothing)', async () => {
     const t = fresh();
     const { client: sub } = await connect();
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/x`, 'one', 1, 1);
+    await publishDone(pub, `${t}/x`, 'one', { qos: 1, packetId: 1 });
     const p = await sub.expect(3);
     expect(p.qos).toBe(1);
     sub.send({ type: 4, packetId: p.packetId!, reasonCode: 0, properties: {} });
@@ -193,9 +153,9 @@ describe('outbound QoS', () => {
   it('[MQTT-4.3.3-4] outbound QoS 2: PUBLISH, client PUBREC, broker PUBREL, client PUBCOMP ends the exchange', async () => {
     const t = fresh();
     const { client: sub } = await connect();
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/x`, 'two', 2, 1);
+    await publishDone(pub, `${t}/x`, 'two', { qos: 2, packetId: 1 });
     const p = await sub.expect(3);
     expect(p).toMatchObject({ qos: 2, dup: false, topic: `${t}/x` });
     const id = p.packetId!;
@@ -220,11 +180,11 @@ describe('inbound QoS 2 duplicates', () => {
     it(`[MQTT-4.3.3-10] v${version}: a QoS 2 PUBLISH re-sent (DUP=1) before PUBREL gets PUBREC 0x00 and is not delivered twice`, async () => {
       const t = fresh();
       const { client: sub } = await connect({ protocolVersion: version });
-      await subscribe(sub, `${t}/#`, 2);
+      await subscribeGranted(sub, `${t}/#`, 2);
       const { client: pub } = await connect({ protocolVersion: version });
-      pub.send(publishPacket(`${t}/d`, 'once', 2, 77));
+      pub.send(publishPacket(`${t}/d`, 'once', { qos: 2, packetId: 77 }));
       expect(await pub.expect(5)).toMatchObject({ packetId: 77, reasonCode: 0 });
-      pub.send(publishPacket(`${t}/d`, 'once', 2, 77, true));
+      pub.send(publishPacket(`${t}/d`, 'once', { qos: 2, packetId: 77, dup: true }));
       expect(await pub.expect(5)).toMatchObject({ packetId: 77, reasonCode: 0 });
       pub.send({ type: 6, packetId: 77, reasonCode: 0, properties: {} });
       expect(await pub.expect(7)).toMatchObject({ packetId: 77, reasonCode: 0 });
@@ -237,10 +197,10 @@ describe('inbound QoS 2 duplicates', () => {
   it('[MQTT-4.3.3-12] after PUBREL a PUBLISH with the same packet id is a new message', async () => {
     const t = fresh();
     const { client: sub } = await connect();
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/d`, 'first', 2, 9);
-    await publishDone(pub, `${t}/d`, 'second', 2, 9);
+    await publishDone(pub, `${t}/d`, 'first', { qos: 2, packetId: 9 });
+    await publishDone(pub, `${t}/d`, 'second', { qos: 2, packetId: 9 });
     expect((await sub.expect(3)).payload.toString()).toBe('first');
     expect((await sub.expect(3)).payload.toString()).toBe('second');
   });
@@ -273,11 +233,11 @@ describe('redelivery on reconnect', () => {
       const t = fresh();
       const clientId = `${t}-sub`;
       const first = await connect(persistent(version, clientId, false));
-      await subscribe(first.client, `${t}/#`, 2);
+      await subscribeGranted(first.client, `${t}/#`, 2);
       const { client: pub } = await connect();
-      await publishDone(pub, `${t}/r`, 'a', 1, 1);
-      await publishDone(pub, `${t}/r`, 'b', 2, 2);
-      await publishDone(pub, `${t}/r`, 'c', 1, 3);
+      await publishDone(pub, `${t}/r`, 'a', { qos: 1, packetId: 1 });
+      await publishDone(pub, `${t}/r`, 'b', { qos: 2, packetId: 2 });
+      await publishDone(pub, `${t}/r`, 'c', { qos: 1, packetId: 3 });
       const sent: PublishPacket[] = [];
       for (let i = 0; i < 3; i++) sent.push(await first.client.expect(3));
       await first.client.disconnect();
@@ -294,9 +254,9 @@ describe('redelivery on reconnect', () => {
       const t = fresh();
       const clientId = `${t}-sub`;
       const first = await connect(persistent(version, clientId, false));
-      await subscribe(first.client, `${t}/#`, 2);
+      await subscribeGranted(first.client, `${t}/#`, 2);
       const { client: pub } = await connect();
-      await publishDone(pub, `${t}/r`, 'x', 2, 1);
+      await publishDone(pub, `${t}/r`, 'x', { qos: 2, packetId: 1 });
       const p = await first.client.expect(3);
       first.client.send({ type: 5, packetId: p.packetId!, reasonCode: 0, properties: {} });
       expect((await first.client.expect(6)).packetId).toBe(p.packetId);
@@ -315,15 +275,15 @@ describe('redelivery on reconnect', () => {
     const clientId = `${t}-sub`;
     const window2 = { receiveMaximum: 2, sessionExpiryInterval: 60 };
     const first = await connect({ clientId, cleanStart: true, properties: window2 });
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, 1, i);
+    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, { qos: 1, packetId: i });
     const m1 = await first.client.expect(3);
     const m2 = await first.client.expect(3);
     // m3 waits behind the full window
     expect(await first.client.expectSilence(100)).toBe(true);
     await first.client.disconnect();
-    await publishDone(pub, `${t}/r`, 'm4', 1, 4);
+    await publishDone(pub, `${t}/r`, 'm4', { qos: 1, packetId: 4 });
 
     const again = await connect({ clientId, cleanStart: false, properties: window2 });
     expect(again.connack.sessionPresent).toBe(true);
@@ -348,9 +308,9 @@ describe('redelivery on reconnect', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect({ clientId, cleanStart: true, properties: { receiveMaximum: 3, sessionExpiryInterval: 60 } });
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     const { client: pub } = await connect();
-    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, 1, i);
+    for (let i = 1; i <= 3; i++) await publishDone(pub, `${t}/r`, `m${i}`, { qos: 1, packetId: i });
     const sent: PublishPacket[] = [];
     for (let i = 0; i < 3; i++) sent.push(await first.client.expect(3));
     await first.client.disconnect();
@@ -371,10 +331,10 @@ describe('redelivery on reconnect', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false));
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/r`, 'acked', 1, 1);
-    await publishDone(pub, `${t}/r`, 'unacked', 1, 2);
+    await publishDone(pub, `${t}/r`, 'acked', { qos: 1, packetId: 1 });
+    await publishDone(pub, `${t}/r`, 'unacked', { qos: 1, packetId: 2 });
     const a = await first.client.expect(3);
     const u = await first.client.expect(3);
     first.client.send({ type: 4, packetId: a.packetId!, reasonCode: 0, properties: {} });
@@ -391,13 +351,13 @@ describe('redelivery on reconnect', () => {
 // Each of these watches the retry timer for seconds: they run side by side, each with its own clients.
 describe.concurrent('re-sending within a connection', () => {
   it('[MQTT-4.4.0-1] MQTT 5: unacknowledged PUBLISH and PUBREL are never re-sent on a timer', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const { client: sub } = await connect({ listener: 'tcp.retry' }, mine);
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect({}, mine);
-    await publishDone(pub, `${t}/x`, 'q1', 1, 1);
-    await publishDone(pub, `${t}/x`, 'q2', 2, 2);
+    await publishDone(pub, `${t}/x`, 'q1', { qos: 1, packetId: 1 });
+    await publishDone(pub, `${t}/x`, 'q2', { qos: 2, packetId: 2 });
     const p1 = await sub.expect(3);
     const p2 = await sub.expect(3);
     expect([p1.qos, p2.qos]).toEqual([1, 2]);
@@ -408,12 +368,12 @@ describe.concurrent('re-sending within a connection', () => {
   });
 
   it('MQTT 3.1.1: an unacknowledged QoS 1 PUBLISH is re-sent after message_retry_interval with DUP=1 and the same id', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' }, mine);
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect({}, mine);
-    await publishDone(pub, `${t}/x`, 'again', 1, 1);
+    await publishDone(pub, `${t}/x`, 'again', { qos: 1, packetId: 1 });
     const p = await sub.expect(3);
     const at = Date.now();
     expect(p.dup).toBe(false);
@@ -427,12 +387,12 @@ describe.concurrent('re-sending within a connection', () => {
   });
 
   it('MQTT 3.1.1: a PUBREL not answered by PUBCOMP is re-sent after message_retry_interval', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const { client: sub } = await connect({ protocolVersion: 4, listener: 'tcp.retry' }, mine);
-    await subscribe(sub, `${t}/#`, 2);
+    await subscribeGranted(sub, `${t}/#`, 2);
     const { client: pub } = await connect({}, mine);
-    await publishDone(pub, `${t}/x`, 'two', 2, 1);
+    await publishDone(pub, `${t}/x`, 'two', { qos: 2, packetId: 1 });
     const p = await sub.expect(3);
     sub.send({ type: 5, packetId: p.packetId!, reasonCode: 0, properties: {} });
     expect((await sub.expect(6)).packetId).toBe(p.packetId);

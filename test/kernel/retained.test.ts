@@ -1,58 +1,24 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { RawClient, connectClient, endClient, recorder, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
-import type { Properties, QoS, SubackPacket, SubscriptionRequest } from '@rmqtt-ts/kernel';
+import { RawClientPool, connectClient, connectTracked, endClient, recorder, startBroker, type PublishOptions, type RawClient, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 // ---- helpers (raw clients, closed after every test) ----
 
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 
-async function connect(port: number, o: RawConnectOptions = {}): Promise<RawClient> {
-  const { client, connack } = await RawClient.connect(port, { protocolVersion: 5, ...o });
-  open.push(client);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
+/** A v5 client unless told, CONNACK 0 required. */
+const connect = (port: number, o: RawConnectOptions = {}): Promise<RawClient> => pool.connect(port, { protocolVersion: 5, ...o });
 
-let nextId = 1;
-const pid = (): number => (nextId = (nextId % 60000) + 1);
-
-type Sub = Partial<SubscriptionRequest> & { filter: string };
-
-async function subscribe(c: RawClient, subs: Sub[], properties: Properties = {}): Promise<SubackPacket> {
-  const packetId = pid();
-  c.send({
-    type: 8,
-    packetId,
-    subscriptions: subs.map((s) => ({ qos: 0 as QoS, noLocal: false, retainAsPublished: false, retainHandling: 0 as const, ...s })),
-    properties,
-  });
-  const ack = await c.expect(9);
-  expect(ack.packetId).toBe(packetId);
-  return ack;
-}
-
-/** Publish and wait for its acknowledgement (QoS 0 is sent as QoS 1 unless asked). */
-async function publish(c: RawClient, topic: string, payload: string, o: { qos?: QoS; retain?: boolean; properties?: Properties } = {}): Promise<void> {
-  const qos = o.qos ?? 1;
-  const packetId = qos === 0 ? undefined : pid();
-  c.send({ type: 3, topic, payload: Buffer.from(payload), qos, retain: o.retain ?? true, dup: false, packetId, properties: o.properties ?? {} });
-  if (qos === 1) expect((await c.expect(4)).packetId).toBe(packetId);
-  if (qos === 2) {
-    await c.expect(5);
-    c.send({ type: 6, packetId: packetId!, reasonCode: 0, properties: {} });
-    await c.expect(7);
-  }
-}
+/** Publish and wait for its acknowledgement (retained, and QoS 0 is sent as QoS 1, unless asked). */
+const publish = (c: RawClient, topic: string, payload: string, o: PublishOptions = {}) => c.publish(topic, payload, { qos: 1, retain: true, ...o });
 
 let topicSeq = 0;
 const uniqueTopic = (): string => `ret${process.pid}-${++topicSeq}`;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---- with the retainer ----
 
@@ -66,8 +32,7 @@ describe('retained messages with the retainer', () => {
   });
 
   it('CONNACK does not say Retain Available 0', async () => {
-    const { client, connack } = await RawClient.connect(b.port(), { protocolVersion: 5 });
-    open.push(client);
+    const { connack } = await connectTracked(pool, b.port(), { protocolVersion: 5 });
     expect(connack.properties.retainAvailable).not.toBe(0);
   });
 
@@ -76,7 +41,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    expect((await subscribe(s, [{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await s.subscribe([{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
     const m = await s.expect(3);
     expect(m.topic).toBe(t);
     expect(m.payload.toString()).toBe('kept');
@@ -89,7 +54,7 @@ describe('retained messages with the retainer', () => {
     await publish(p, t, 'first');
     await publish(p, t, 'second');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('second');
     await s.expectSilence(200);
@@ -101,7 +66,7 @@ describe('retained messages with the retainer', () => {
     await publish(p, t, 'gone soon');
     await publish(p, t, '');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     await s.expectSilence(300);
   });
 
@@ -110,14 +75,14 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, '');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     await s.expectSilence(300);
   });
 
   it('[MQTT-3.3.1-6] a zero-byte retained message still reaches current subscribers', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, t, '');
     const m = await s.expect(3);
@@ -131,7 +96,7 @@ describe('retained messages with the retainer', () => {
     await publish(p, t, 'kept');
     await publish(p, t, 'live', { retain: false });
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     expect((await s.expect(3)).payload.toString()).toBe('kept');
     await s.expectSilence(200);
   });
@@ -143,7 +108,7 @@ describe('retained messages with the retainer', () => {
     await publish(p, `${t}/b/c`, 'C');
     await publish(p, `other-${t}`, 'X');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: `${t}/#`, qos: 0 }]);
+    await s.subscribe([{ filter: `${t}/#`, qos: 0 }]);
     const got = [await s.expect(3), await s.expect(3)].map((m) => `${m.topic}=${m.payload.toString()}:${m.retain}`).sort();
     expect(got).toEqual([`${t}/a=A:true`, `${t}/b/c=C:true`]);
     await s.expectSilence(200);
@@ -154,9 +119,9 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, `$SYS/${t}`, 'sys');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: `+/${t}`, qos: 0 }]);
+    await s.subscribe([{ filter: `+/${t}`, qos: 0 }]);
     await s.expectSilence(300);
-    await subscribe(s, [{ filter: `$SYS/${t}`, qos: 0 }]);
+    await s.subscribe([{ filter: `$SYS/${t}`, qos: 0 }]);
     expect((await s.expect(3)).topic).toBe(`$SYS/${t}`);
   });
 
@@ -177,8 +142,8 @@ describe('retained messages with the retainer', () => {
     await publish(p, t, 'kept');
     const s = await connect(b.port());
     // an older subscription that also matches, without retained messages of its own
-    await subscribe(s, [{ filter: `${t}/#`, qos: 0, retainHandling: 2 }], { subscriptionIdentifiers: [5] });
-    await subscribe(s, [{ filter: t, qos: 1 }], { subscriptionIdentifiers: [42] });
+    await s.subscribe([{ filter: `${t}/#`, qos: 0, retainHandling: 2 }], { subscriptionIdentifiers: [5] });
+    await s.subscribe([{ filter: t, qos: 1 }], { subscriptionIdentifiers: [42] });
     const m = await s.expect(3);
     expect(m.retain).toBe(true);
     expect(m.properties.subscriptionIdentifiers).toEqual([42]);
@@ -189,9 +154,9 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 0 }]);
     expect((await s.expect(3)).retain).toBe(true);
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 0 }]);
     const again = await s.expect(3);
     expect(again.payload.toString()).toBe('kept');
     expect(again.retain).toBe(true);
@@ -202,7 +167,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('kept');
     expect(m.retain).toBe(true);
@@ -213,9 +178,9 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     await s.expect(3);
-    await subscribe(s, [{ filter: t, qos: 1, retainHandling: 1 }]);
+    await s.subscribe([{ filter: t, qos: 1, retainHandling: 1 }]);
     await s.expectSilence(300);
   });
 
@@ -224,11 +189,10 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     await s.expect(3);
-    s.send({ type: 10, packetId: 8, filters: [t], properties: {} });
-    expect((await s.expect(11)).reasonCodes).toEqual([0]);
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    expect((await s.unsubscribe(t)).reasonCodes).toEqual([0]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     expect((await s.expect(3)).payload.toString()).toBe('kept');
   });
 
@@ -238,13 +202,12 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port(), { clientId: id, properties: { sessionExpiryInterval: 30 } });
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     await s.expect(3);
     await s.disconnect();
-    const { client: back, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
-    open.push(back);
+    const { client: back, connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
     expect(connack.sessionPresent).toBe(true);
-    await subscribe(back, [{ filter: t, qos: 0, retainHandling: 1 }]);
+    await back.subscribe([{ filter: t, qos: 0, retainHandling: 1 }]);
     await back.expectSilence(300);
   });
 
@@ -253,7 +216,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 2 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 2 }]);
     await s.expectSilence(300);
   });
 
@@ -262,7 +225,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainHandling: 2 }]);
+    await s.subscribe([{ filter: t, qos: 0, retainHandling: 2 }]);
     await publish(p, t, 'live', { retain: false });
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('live');
@@ -273,7 +236,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'q2', { qos: 2 });
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 1 }]);
+    await s.subscribe([{ filter: t, qos: 1 }]);
     const m = await s.expect(3);
     expect(m.qos).toBe(1);
     expect(m.packetId).toBeGreaterThan(0);
@@ -286,7 +249,7 @@ describe('retained messages with the retainer', () => {
     // a QoS 0 publish has no ack: a retained QoS 1 message on another topic orders it
     await publish(p, `${t}/sync`, 's', { qos: 1 });
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 2 }]);
+    await s.subscribe([{ filter: t, qos: 2 }]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('q0');
     expect(m.qos).toBe(0);
@@ -297,7 +260,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port());
     await publish(p, t, 'kept');
     const s = await connect(b.port());
-    expect((await subscribe(s, [{ filter: `$share/g/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await s.subscribe([{ filter: `$share/g/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
     await s.expectSilence(300);
     // the shared subscription itself works
     await publish(p, t, 'live', { retain: false });
@@ -309,7 +272,7 @@ describe('retained messages with the retainer', () => {
     const p = await connect(b.port(), { protocolVersion: 4 });
     await publish(p, t, 'from v3');
     const s = await connect(b.port(), { protocolVersion: 4 });
-    expect((await subscribe(s, [{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await s.subscribe([{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('from v3');
     expect(m.retain).toBe(true);
@@ -318,7 +281,7 @@ describe('retained messages with the retainer', () => {
   it('[MQTT-3.3.1-9] a v3.1.1 client gets live retained messages with RETAIN=0', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port(), { protocolVersion: 4 });
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, t, 'live');
     const m = await s.expect(3);
@@ -360,7 +323,7 @@ describe('retained message expiry', () => {
     await publish(p, t, 'v3 kept');
     await sleep(2100);
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('v3 kept');
     // the broker's default expiry is never written into a v5 PUBLISH
@@ -373,7 +336,7 @@ describe('retained message expiry', () => {
     await publish(p, t, 'short', { properties: { messageExpiryInterval: 1 } });
     await sleep(1600);
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     await s.expectSilence(300);
   });
 
@@ -383,7 +346,7 @@ describe('retained message expiry', () => {
     await publish(p, t, 'long', { properties: { messageExpiryInterval: 10 } });
     await sleep(1200);
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const m = await s.expect(3);
     expect(m.payload.toString()).toBe('long');
     const left = m.properties.messageExpiryInterval!;
@@ -404,8 +367,7 @@ describe('without the retainer', () => {
   });
 
   it('[MQTT-3.2.2-13] CONNACK says Retain Available 0', async () => {
-    const { client, connack } = await RawClient.connect(b.port(), { protocolVersion: 5 });
-    open.push(client);
+    const { connack } = await connectTracked(pool, b.port(), { protocolVersion: 5 });
     expect(connack.reasonCode).toBe(0);
     expect(connack.properties.retainAvailable).toBe(0);
   });
@@ -421,7 +383,7 @@ describe('without the retainer', () => {
   it('[MQTT-3.2.2-14] a rejected v5 retained PUBLISH is not delivered', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     p.send({ type: 3, topic: t, payload: Buffer.from('r'), qos: 0, retain: true, dup: false, packetId: undefined, properties: {} });
     await p.expectClose();
@@ -429,11 +391,10 @@ describe('without the retainer', () => {
   });
 
   it('[MQTT-3.2.2-13] a v5 CONNECT with Will Retain gets CONNACK 0x9A', async () => {
-    const { client, connack } = await RawClient.connect(b.port(), {
+    const { client, connack } = await connectTracked(pool, b.port(), {
       protocolVersion: 5,
       will: { topic: 'w', payload: Buffer.from('x'), qos: 0, retain: true, properties: {} },
     });
-    open.push(client);
     expect(connack.reasonCode).toBe(0x9a);
     await client.expectClose();
   });
@@ -442,7 +403,7 @@ describe('without the retainer', () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
     // Retain As Published would show RETAIN=1 if the broker had kept the flag
-    await subscribe(s, [{ filter: t, qos: 0, retainAsPublished: true }]);
+    await s.subscribe([{ filter: t, qos: 0, retainAsPublished: true }]);
     const p = await connect(b.port(), { protocolVersion: 4 });
     await publish(p, t, 'v3');
     const m = await s.expect(3);
@@ -455,7 +416,7 @@ describe('without the retainer', () => {
     const p = await connect(b.port(), { protocolVersion: 4 });
     await publish(p, t, 'v3');
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     await s.expectSilence(300);
   });
 });

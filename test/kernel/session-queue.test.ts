@@ -3,17 +3,17 @@
  * eviction, mqueue_rate_limit pacing, session expiry (v5 CONNECT/DISCONNECT, v3 listener value, the
  * max_session_expiry_interval cap), UNSUBSCRIBE, and clean start discarding inbound QoS 2 state.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet, Properties, ProtocolVersion, QoS } from '@rmqtt-ts/kernel';
-import { RawClient, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClientPool, connectAccepted, poolForTest, publishDone, publishPacket, startBroker, subscribeGranted, type PacketOf, type RawClient, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 
 type PublishPacket = Extract<Packet, { type: 3 }>;
 
 let b: TestBroker;
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 let seq = 0;
 const fresh = (): string => `sq${++seq}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   b = await startBroker({
@@ -27,28 +27,15 @@ beforeAll(async () => {
   });
 });
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 afterAll(async () => {
   await b?.stop();
 });
 
-/** Connect and keep the client for cleanup (`track`: a concurrent test's own list). */
-async function connect(o: RawConnectOptions & { listener?: string } = {}, track: RawClient[] = open): Promise<{ client: RawClient; connack: Extract<Packet, { type: 2 }> }> {
-  const { listener, ...options } = o;
-  const r = await RawClient.connect(b.port(listener), { protocolVersion: 5, ...options });
-  track.push(r.client);
-  expect(r.connack.reasonCode).toBe(0);
-  return r;
-}
-
-/** The clients of one concurrent test, destroyed when it finishes (afterEach would cut across tests). */
-function ownClients(onTestFinished: (fn: () => void) => void): RawClient[] {
-  const mine: RawClient[] = [];
-  onTestFinished(() => {
-    for (const c of mine) c.destroy();
-  });
-  return mine;
+/** Connect (v5 unless told) with CONNACK 0 required, tracked by `clients`: a concurrent test's own pool. */
+function connect({ listener, ...options }: RawConnectOptions & { listener?: string } = {}, clients: RawClientPool = pool): Promise<{ client: RawClient; connack: PacketOf<2> }> {
+  return connectAccepted(clients, b.port(listener), { protocolVersion: 5, ...options });
 }
 
 /** A persistent session: v3 clean_session=0, v5 with a Session Expiry. */
@@ -58,37 +45,12 @@ function persistent(version: ProtocolVersion, clientId: string, resume: boolean,
     : { protocolVersion: version, clientId, cleanStart: false, listener };
 }
 
-async function subscribe(c: RawClient, filter: string, qos: QoS): Promise<void> {
-  c.send({ type: 8, packetId: 1, subscriptions: [{ filter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: {} });
-  expect((await c.expect(9)).reasonCodes).toEqual([qos]);
-}
-
-function publishPacket(topic: string, payload: string, qos: QoS, packetId?: number, dup = false): PublishPacket {
-  return { type: 3, topic, payload: Buffer.from(payload), qos, retain: false, dup, packetId: qos === 0 ? undefined : packetId, properties: {} };
-}
-
 /**
  * Publish from a v5 client and complete the exchange, so the message has been routed when this resolves.
  * Resolves with the PUBACK/PUBREC reason code (0x10: no subscriber matched), undefined for QoS 0.
  */
-async function publishDone(c: RawClient, topic: string, payload: string, qos: QoS, packetId = 1): Promise<number | undefined> {
-  c.send(publishPacket(topic, payload, qos, packetId));
-  if (qos === 0) {
-    // packets are processed in order: the PINGRESP comes after the PUBLISH was routed
-    c.send({ type: 12 });
-    await c.expect(13);
-    return undefined;
-  }
-  if (qos === 1) {
-    const ack = await c.expect(4);
-    expect(ack.packetId).toBe(packetId);
-    return ack.reasonCode;
-  }
-  const rec = await c.expect(5);
-  expect(rec.packetId).toBe(packetId);
-  c.send({ type: 6, packetId, reasonCode: 0, properties: {} });
-  expect((await c.expect(7)).packetId).toBe(packetId);
-  return rec.reasonCode;
+async function publishCode(c: RawClient, topic: string, payload: string, qos: QoS, packetId = 1): Promise<number | undefined> {
+  return (await publishDone(c, topic, payload, { qos, packetId }))?.reasonCode;
 }
 
 /** DISCONNECT (with properties) and wait for the close. */
@@ -150,7 +112,7 @@ describe('offline queue', () => {
       const t = fresh();
       const clientId = `${t}-sub`;
       const first = await connect(persistent(version, clientId, false));
-      await subscribe(first.client, `${t}/#`, 2);
+      await subscribeGranted(first.client, `${t}/#`, 2);
       await first.client.disconnect();
 
       const { client: pub } = await connect();
@@ -161,7 +123,7 @@ describe('offline queue', () => {
         ['m3', 1],
         ['m4', 0],
       ];
-      for (const [i, [payload, qos]] of sent.entries()) expect(await publishDone(pub, `${t}/x`, payload, qos, i + 1)).not.toBe(0x10);
+      for (const [i, [payload, qos]] of sent.entries()) expect(await publishCode(pub, `${t}/x`, payload, qos, i + 1)).not.toBe(0x10);
 
       const again = await connect(persistent(version, clientId, true));
       expect(again.connack.sessionPresent).toBe(true);
@@ -177,15 +139,15 @@ describe('offline queue', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, 'tcp.queue'));
-    await subscribe(first.client, `${t}/#`, 2);
+    await subscribeGranted(first.client, `${t}/#`, 2);
     await first.client.disconnect();
 
     const before = dropped();
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/x`, 'a', 1, 1);
-    await publishDone(pub, `${t}/x`, 'b', 2, 2);
-    await publishDone(pub, `${t}/x`, 'c', 1, 3);
-    await publishDone(pub, `${t}/x`, 'd', 0);
+    await publishCode(pub, `${t}/x`, 'a', 1, 1);
+    await publishCode(pub, `${t}/x`, 'b', 2, 2);
+    await publishCode(pub, `${t}/x`, 'c', 1, 3);
+    await publishCode(pub, `${t}/x`, 'd', 0);
     expect(dropped() - before).toBe(1);
 
     const again = await connect(persistent(5, clientId, true, 'tcp.queue'));
@@ -198,17 +160,17 @@ describe('offline queue', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, 'tcp.queue'));
-    await subscribe(first.client, `${t}/#`, 2);
+    await subscribeGranted(first.client, `${t}/#`, 2);
     await first.client.disconnect();
 
     const before = dropped();
     const { client: pub } = await connect();
-    await publishDone(pub, `${t}/x`, 'a', 1, 1);
-    await publishDone(pub, `${t}/x`, 'b', 0);
-    await publishDone(pub, `${t}/x`, 'c', 1, 2);
+    await publishCode(pub, `${t}/x`, 'a', 1, 1);
+    await publishCode(pub, `${t}/x`, 'b', 0);
+    await publishCode(pub, `${t}/x`, 'c', 1, 2);
     expect(dropped() - before).toBe(0);
-    await publishDone(pub, `${t}/x`, 'd', 1, 3);
-    await publishDone(pub, `${t}/x`, 'e', 2, 4);
+    await publishCode(pub, `${t}/x`, 'd', 1, 3);
+    await publishCode(pub, `${t}/x`, 'e', 2, 4);
     expect(dropped() - before).toBe(2);
 
     const again = await connect(persistent(5, clientId, true, 'tcp.queue'));
@@ -227,10 +189,10 @@ describe('mqueue_rate_limit', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, 'tcp.rate'));
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     const { client: pub } = await connect();
-    for (let i = 1; i <= 6; i++) await publishDone(pub, `${t}/x`, `m${i}`, 1, i);
+    for (let i = 1; i <= 6; i++) await publishCode(pub, `${t}/x`, `m${i}`, 1, i);
 
     const again = await connect(persistent(5, clientId, true, 'tcp.rate'));
     const t0 = Date.now();
@@ -252,10 +214,10 @@ describe('mqueue_rate_limit', () => {
   it('a message that can be written at once (online, empty queue) is not delayed by it', async () => {
     const t = fresh();
     const { client: sub } = await connect({ listener: 'tcp.rate' });
-    await subscribe(sub, `${t}/#`, 1);
+    await subscribeGranted(sub, `${t}/#`, 1);
     const { client: pub } = await connect();
     const t0 = Date.now();
-    for (let i = 1; i <= 6; i++) pub.send(publishPacket(`${t}/x`, `m${i}`, 1, i));
+    for (let i = 1; i <= 6; i++) pub.send(publishPacket(`${t}/x`, `m${i}`, { qos: 1, packetId: i }));
     const got = await receive(sub, 6);
     expect(got.map((p) => p.payload.toString())).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
     // paced at "2,1s" the sixth would come after 2 s
@@ -268,10 +230,10 @@ describe('session expiry', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, undefined, 1));
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'kept', 1)).toBe(0);
+    expect(await publishCode(pub, `${t}/x`, 'kept', 1)).toBe(0);
     await sleep(300);
 
     const again = await connect(persistent(5, clientId, true, undefined, 1));
@@ -283,10 +245,10 @@ describe('session expiry', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect({ clientId, cleanStart: true });
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+    expect(await publishCode(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
 
     const again = await connect({ clientId, cleanStart: false, properties: { sessionExpiryInterval: 60 } });
     expect(again.connack.sessionPresent).toBe(false);
@@ -297,10 +259,10 @@ describe('session expiry', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(4, clientId, false, 'tcp.short'));
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'kept', 1)).toBe(0);
+    expect(await publishCode(pub, `${t}/x`, 'kept', 1)).toBe(0);
     await sleep(300);
 
     const again = await connect(persistent(4, clientId, true, 'tcp.short'));
@@ -329,10 +291,10 @@ describe('session expiry', () => {
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false));
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await disconnectWith(first.client, { sessionExpiryInterval: 0 });
     const { client: pub } = await connect();
-    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+    expect(await publishCode(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
     const again = await connect(persistent(5, clientId, true));
     expect(again.connack.sessionPresent).toBe(false);
   });
@@ -341,43 +303,43 @@ describe('session expiry', () => {
 // Each of these waits ~2 s for an expiry: they run side by side, each with its own clients.
 describe.concurrent('session expiry: after the interval', () => {
   it('a v5 session with Session Expiry 1 s is gone after ~2 s: Session Present 0, queue and subscriptions gone', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, undefined, 1), mine);
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     const { client: pub } = await connect({}, mine);
-    expect(await publishDone(pub, `${t}/x`, 'lost', 1, 1)).toBe(0);
+    expect(await publishCode(pub, `${t}/x`, 'lost', 1, 1)).toBe(0);
     await sleep(2100);
 
     const again = await connect(persistent(5, clientId, true, undefined, 1), mine);
     expect(again.connack.sessionPresent).toBe(false);
     expect(await again.client.expectSilence(300)).toBe(true);
-    expect(await publishDone(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
+    expect(await publishCode(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
   });
 
   it("a v3.1.1 clean_session=0 session ends after the listener's session_expiry_interval (1 s)", async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(4, clientId, false, 'tcp.short'), mine);
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     await sleep(2100);
     const { client: pub } = await connect({}, mine);
-    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+    expect(await publishCode(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
 
     const again = await connect(persistent(4, clientId, true, 'tcp.short'), mine);
     expect(again.connack.sessionPresent).toBe(false);
   });
 
   it('the capped Session Expiry is the one in force: the session is gone after ~2 s', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, 'tcp.capped', 3600), mine);
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await first.client.disconnect();
     await sleep(2100);
     const again = await connect(persistent(5, clientId, true, 'tcp.capped', 3600), mine);
@@ -385,30 +347,30 @@ describe.concurrent('session expiry: after the interval', () => {
   });
 
   it('a DISCONNECT may raise a non-zero Session Expiry (1 → 60 keeps the session past 2 s)', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false, undefined, 1), mine);
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await disconnectWith(first.client, { sessionExpiryInterval: 60 });
     await sleep(2100);
     const { client: pub } = await connect({}, mine);
-    expect(await publishDone(pub, `${t}/x`, 'kept', 1)).toBe(0);
+    expect(await publishCode(pub, `${t}/x`, 'kept', 1)).toBe(0);
     const again = await connect(persistent(5, clientId, true, undefined, 1), mine);
     expect(again.connack.sessionPresent).toBe(true);
     expect((await again.client.expect(3)).payload.toString()).toBe('kept');
   });
 
   it('a DISCONNECT may lower a non-zero Session Expiry (60 → 1: the session is gone after ~2 s)', async ({ onTestFinished }) => {
-    const mine = ownClients(onTestFinished);
+    const mine = poolForTest(onTestFinished);
     const t = fresh();
     const clientId = `${t}-sub`;
     const first = await connect(persistent(5, clientId, false), mine);
-    await subscribe(first.client, `${t}/#`, 1);
+    await subscribeGranted(first.client, `${t}/#`, 1);
     await disconnectWith(first.client, { sessionExpiryInterval: 1 });
     await sleep(2100);
     const { client: pub } = await connect({}, mine);
-    expect(await publishDone(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
+    expect(await publishCode(pub, `${t}/x`, 'nobody', 1)).toBe(0x10);
     const again = await connect(persistent(5, clientId, true), mine);
     expect(again.connack.sessionPresent).toBe(false);
   });
@@ -419,13 +381,12 @@ describe('unsubscribe', () => {
     it(`[MQTT-3.10.4-2] v${version}: after UNSUBSCRIBE no new messages for the filter are delivered`, async () => {
       const t = fresh();
       const { client: sub } = await connect({ protocolVersion: version });
-      await subscribe(sub, `${t}/#`, 1);
+      await subscribeGranted(sub, `${t}/#`, 1);
       const { client: pub } = await connect();
-      expect(await publishDone(pub, `${t}/x`, 'before', 1, 1)).toBe(0);
+      expect(await publishCode(pub, `${t}/x`, 'before', 1, 1)).toBe(0);
       expect((await receive(sub, 1))[0]!.payload.toString()).toBe('before');
-      sub.send({ type: 10, packetId: 7, filters: [`${t}/#`], properties: {} });
-      expect((await sub.expect(11)).packetId).toBe(7);
-      expect(await publishDone(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
+      await sub.unsubscribe(`${t}/#`);
+      expect(await publishCode(pub, `${t}/x`, 'after', 1, 2)).toBe(0x10);
       expect(await sub.expectSilence(300)).toBe(true);
     });
   }
@@ -433,7 +394,7 @@ describe('unsubscribe', () => {
   it('[MQTT-3.11.3-1] [MQTT-3.11.3-2] v5 UNSUBACK gives 0x00 for a filter with a subscription and 0x11 for one without, in order', async () => {
     const t = fresh();
     const { client } = await connect();
-    await subscribe(client, `${t}/a`, 1);
+    await subscribeGranted(client, `${t}/a`, 1);
     client.send({ type: 10, packetId: 9, filters: [`${t}/none`, `${t}/a`], properties: {} });
     expect(await client.expect(11)).toMatchObject({ packetId: 9, reasonCodes: [0x11, 0x00] });
   });
@@ -441,7 +402,7 @@ describe('unsubscribe', () => {
   it('v3.1.1 UNSUBACK has no payload, whether or not the filter was subscribed', async () => {
     const t = fresh();
     const { client } = await connect({ protocolVersion: 4 });
-    await subscribe(client, `${t}/a`, 1);
+    await subscribeGranted(client, `${t}/a`, 1);
     const bytes = wire(client);
     client.send({ type: 10, packetId: 0x0a0b, filters: [`${t}/a`, `${t}/none`], properties: {} });
     await client.expect(11);
@@ -453,7 +414,7 @@ describe('clean start and inbound QoS 2 state', () => {
   /** Leave packet id 9 awaiting PUBREL in the publisher's persistent session, then disconnect. */
   async function leaveUnreleased(version: ProtocolVersion, clientId: string, topic: string): Promise<void> {
     const { client } = await connect(persistent(version, clientId, false));
-    client.send(publishPacket(topic, 'first', 2, 9));
+    client.send(publishPacket(topic, 'first', { qos: 2, packetId: 9 }));
     expect(await client.expect(5)).toMatchObject({ packetId: 9, reasonCode: 0 });
     await client.disconnect();
   }
@@ -462,7 +423,7 @@ describe('clean start and inbound QoS 2 state', () => {
     it(`[MQTT-3.1.2-4] v${version}: clean start discards inbound QoS 2 state: an id pending PUBREL before is a new message after`, async () => {
       const t = fresh();
       const { client: sub } = await connect();
-      await subscribe(sub, `${t}/#`, 2);
+      await subscribeGranted(sub, `${t}/#`, 2);
       const clientId = `${t}-pub`;
       await leaveUnreleased(version, clientId, `${t}/x`);
       expect((await receive(sub, 1))[0]!.payload.toString()).toBe('first');
@@ -470,7 +431,7 @@ describe('clean start and inbound QoS 2 state', () => {
       const clean = version === 5 ? { protocolVersion: 5 as const, clientId, cleanStart: true, properties: { sessionExpiryInterval: 60 } } : { protocolVersion: version, clientId, cleanStart: true };
       const again = await connect(clean);
       expect(again.connack.sessionPresent).toBe(false);
-      again.client.send(publishPacket(`${t}/x`, 'second', 2, 9));
+      again.client.send(publishPacket(`${t}/x`, 'second', { qos: 2, packetId: 9 }));
       expect(await again.client.expect(5)).toMatchObject({ packetId: 9, reasonCode: 0 });
       expect((await receive(sub, 1))[0]!.payload.toString()).toBe('second');
     });
@@ -478,14 +439,14 @@ describe('clean start and inbound QoS 2 state', () => {
     it(`[MQTT-4.3.3-10] v${version}: a resumed session keeps inbound QoS 2 state: the pending id re-sent is not delivered again`, async () => {
       const t = fresh();
       const { client: sub } = await connect();
-      await subscribe(sub, `${t}/#`, 2);
+      await subscribeGranted(sub, `${t}/#`, 2);
       const clientId = `${t}-pub`;
       await leaveUnreleased(version, clientId, `${t}/x`);
       expect((await receive(sub, 1))[0]!.payload.toString()).toBe('first');
 
       const again = await connect(persistent(version, clientId, true));
       expect(again.connack.sessionPresent).toBe(true);
-      again.client.send(publishPacket(`${t}/x`, 'first', 2, 9, true));
+      again.client.send(publishPacket(`${t}/x`, 'first', { qos: 2, packetId: 9, dup: true }));
       expect(await again.client.expect(5)).toMatchObject({ packetId: 9, reasonCode: 0 });
       again.client.send({ type: 6, packetId: 9, reasonCode: 0, properties: {} });
       expect(await again.client.expect(7)).toMatchObject({ packetId: 9, reasonCode: 0 });

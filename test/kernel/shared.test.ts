@@ -3,58 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import sharedSubscription from '@rmqtt-ts/plugin-shared-subscription';
-import { RawClient, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
-import type { Properties, PublishPacket, QoS, SubackPacket, SubscriptionRequest } from '@rmqtt-ts/kernel';
+import { RawClientPool, connectTracked, startBroker, type RawClient, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import type { PublishPacket } from '@rmqtt-ts/kernel';
 
 // ---- helpers (raw clients, closed after every test) ----
 
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 
-async function connect(port: number, o: RawConnectOptions = {}): Promise<RawClient> {
-  const { client, connack } = await RawClient.connect(port, { protocolVersion: 5, ...o });
-  open.push(client);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
-
-let nextId = 1;
-const pid = (): number => (nextId = (nextId % 60000) + 1);
-
-type Sub = Partial<SubscriptionRequest> & { filter: string };
-
-async function subscribe(c: RawClient, subs: Sub[], properties: Properties = {}): Promise<SubackPacket> {
-  const packetId = pid();
-  c.send({
-    type: 8,
-    packetId,
-    subscriptions: subs.map((s) => ({ qos: 0 as QoS, noLocal: false, retainAsPublished: false, retainHandling: 0 as const, ...s })),
-    properties,
-  });
-  const ack = await c.expect(9);
-  expect(ack.packetId).toBe(packetId);
-  return ack;
-}
-
-async function unsubscribe(c: RawClient, filters: string[]): Promise<number[]> {
-  const packetId = pid();
-  c.send({ type: 10, packetId, filters, properties: {} });
-  const ack = await c.expect(11);
-  expect(ack.packetId).toBe(packetId);
-  return ack.reasonCodes;
-}
+/** A v5 client unless told, CONNACK 0 required. */
+const connect = (port: number, o: RawConnectOptions = {}): Promise<RawClient> => pool.connect(port, { protocolVersion: 5, ...o });
 
 /** QoS 1 publish; resolves with the PUBACK reason code (routing is done by then). */
-async function publish(c: RawClient, topic: string, payload: string): Promise<number> {
-  const packetId = pid();
-  c.send({ type: 3, topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false, packetId, properties: {} });
-  const ack = await c.expect(4);
-  expect(ack.packetId).toBe(packetId);
-  return ack.reasonCode;
-}
+const publish = async (c: RawClient, topic: string, payload: string): Promise<number> => (await c.publish(topic, payload, { qos: 1 }))!.reasonCode;
 
 /** Every PUBLISH a client has been sent, until it stays quiet for `quietMs`. */
 async function drain(c: RawClient, quietMs = 150): Promise<PublishPacket[]> {
@@ -83,7 +47,7 @@ async function members(port: number, n: number, group: string, filters: string[]
   const out: RawClient[] = [];
   for (let i = 0; i < n; i++) {
     const c = await connect(port);
-    expect((await subscribe(c, filters.map((f) => ({ filter: `$share/${group}/${f}`, qos: 0 })))).reasonCodes).toEqual(filters.map(() => 0));
+    expect((await c.subscribe(filters.map((f) => ({ filter: `$share/${group}/${f}`, qos: 0 })))).reasonCodes).toEqual(filters.map(() => 0));
     out.push(c);
   }
   return out;
@@ -140,7 +104,7 @@ describe('shared subscriptions', () => {
     const t = uniqueTopic();
     const g = await members(b.port(), 2, 'g', [t]);
     const plain = await connect(b.port());
-    await subscribe(plain, [{ filter: t, qos: 0 }]);
+    await plain.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     for (let i = 0; i < 4; i++) await publish(p, t, String(i));
     expect(payloads(await drain(plain))).toEqual(['0', '1', '2', '3']);
@@ -150,8 +114,8 @@ describe('shared subscriptions', () => {
   it('a client subscribed both shared and non-shared gets two copies', async () => {
     const t = uniqueTopic();
     const c = await connect(b.port());
-    await subscribe(c, [{ filter: `$share/g/${t}`, qos: 0 }], { subscriptionIdentifiers: [1] });
-    await subscribe(c, [{ filter: t, qos: 0 }], { subscriptionIdentifiers: [2] });
+    await c.subscribe([{ filter: `$share/g/${t}`, qos: 0 }], { subscriptionIdentifiers: [1] });
+    await c.subscribe([{ filter: t, qos: 0 }], { subscriptionIdentifiers: [2] });
     const p = await connect(b.port());
     await publish(p, t, 'm');
     const got = await drain(c);
@@ -171,7 +135,7 @@ describe('shared subscriptions', () => {
   it('[MQTT-4.8.2-3] a shared member gets messages at min(published QoS, granted QoS)', async () => {
     const t = uniqueTopic();
     const c = await connect(b.port());
-    expect((await subscribe(c, [{ filter: `$share/g/${t}`, qos: 2 }])).reasonCodes).toEqual([2]);
+    expect((await c.subscribe([{ filter: `$share/g/${t}`, qos: 2 }])).reasonCodes).toEqual([2]);
     const p = await connect(b.port());
     await publish(p, t, 'm');
     const m = await c.expect(3);
@@ -183,15 +147,14 @@ describe('shared subscriptions', () => {
     const t = uniqueTopic();
     const id = uniqueId();
     const off = await connect(b.port(), { clientId: id, properties: { sessionExpiryInterval: 60 } });
-    await subscribe(off, [{ filter: `$share/g/${t}`, qos: 1 }]);
+    await off.subscribe([{ filter: `$share/g/${t}`, qos: 1 }]);
     await off.disconnect();
     const on = await connect(b.port());
-    await subscribe(on, [{ filter: `$share/g/${t}`, qos: 0 }]);
+    await on.subscribe([{ filter: `$share/g/${t}`, qos: 0 }]);
     const p = await connect(b.port());
     for (let i = 0; i < 4; i++) await publish(p, t, String(i));
     expect(payloads(await drain(on))).toEqual(['0', '1', '2', '3']);
-    const { client: back, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
-    open.push(back);
+    const { client: back, connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
     expect(connack.sessionPresent).toBe(true);
     await back.expectSilence(300);
   });
@@ -200,13 +163,12 @@ describe('shared subscriptions', () => {
     const t = uniqueTopic();
     const id = uniqueId();
     const off = await connect(b.port(), { clientId: id, properties: { sessionExpiryInterval: 60 } });
-    await subscribe(off, [{ filter: `$share/g/${t}`, qos: 1 }]);
+    await off.subscribe([{ filter: `$share/g/${t}`, qos: 1 }]);
     await off.disconnect();
     const p = await connect(b.port());
     await publish(p, t, 'a');
     await publish(p, t, 'b');
-    const { client: back, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
-    open.push(back);
+    const { client: back, connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 0 } });
     expect(connack.sessionPresent).toBe(true);
     const got = await drain(back, 300);
     expect(payloads(got)).toEqual(['a', 'b']);
@@ -229,19 +191,19 @@ describe('shared subscriptions', () => {
   for (const filter of ['$share//x', '$share/g+/x', '$share/g#/x', '$share/g', '$share/g/', '$share/g/a/#/b']) {
     it(`[MQTT-4.8.2-1] [MQTT-4.8.2-2] invalid shared filter ${filter} gets 0x8F (v5)`, async () => {
       const c = await connect(b.port());
-      expect((await subscribe(c, [{ filter, qos: 1 }])).reasonCodes).toEqual([0x8f]);
+      expect((await c.subscribe([{ filter, qos: 1 }])).reasonCodes).toEqual([0x8f]);
     });
 
     it(`[MQTT-4.8.2-1] [MQTT-4.8.2-2] invalid shared filter ${filter} gets 0x80 (v3.1.1)`, async () => {
       const c = await connect(b.port(), { protocolVersion: 4 });
-      expect((await subscribe(c, [{ filter, qos: 1 }])).reasonCodes).toEqual([0x80]);
+      expect((await c.subscribe([{ filter, qos: 1 }])).reasonCodes).toEqual([0x80]);
     });
   }
 
   it('a v3.1.1 client can be a member of a shared group', async () => {
     const t = uniqueTopic();
     const c = await connect(b.port(), { protocolVersion: 4 });
-    expect((await subscribe(c, [{ filter: `$share/g/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await c.subscribe([{ filter: `$share/g/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
     const p = await connect(b.port());
     await publish(p, t, 'm');
     expect((await c.expect(3)).topic).toBe(t);
@@ -250,7 +212,7 @@ describe('shared subscriptions', () => {
   it('UNSUBSCRIBE with the same $share string leaves the group', async () => {
     const t = uniqueTopic();
     const [a, bb] = await members(b.port(), 2, 'g', [t]);
-    expect(await unsubscribe(a!, [`$share/g/${t}`])).toEqual([0]);
+    expect((await a!.unsubscribe([`$share/g/${t}`])).reasonCodes).toEqual([0]);
     const p = await connect(b.port());
     for (let i = 0; i < 4; i++) await publish(p, t, String(i));
     expect(payloads(await drain(bb!))).toEqual(['0', '1', '2', '3']);
@@ -260,8 +222,8 @@ describe('shared subscriptions', () => {
   it('UNSUBSCRIBE of the bare filter does not remove a shared subscription (0x11)', async () => {
     const t = uniqueTopic();
     const [a] = await members(b.port(), 1, 'g', [t]);
-    expect(await unsubscribe(a!, [t])).toEqual([0x11]);
-    expect(await unsubscribe(a!, [`$share/other/${t}`])).toEqual([0x11]);
+    expect((await a!.unsubscribe([t])).reasonCodes).toEqual([0x11]);
+    expect((await a!.unsubscribe([`$share/other/${t}`])).reasonCodes).toEqual([0x11]);
     const p = await connect(b.port());
     await publish(p, t, 'still');
     expect((await a!.expect(3)).payload.toString()).toBe('still');
@@ -270,7 +232,7 @@ describe('shared subscriptions', () => {
   it('when the last member leaves, the group gets nothing (PUBACK 0x10)', async () => {
     const t = uniqueTopic();
     const [a] = await members(b.port(), 1, 'g', [t]);
-    await unsubscribe(a!, [`$share/g/${t}`]);
+    await a!.unsubscribe([`$share/g/${t}`]);
     const p = await connect(b.port());
     expect(await publish(p, t, 'none')).toBe(0x10);
     await a!.expectSilence(200);
@@ -395,7 +357,7 @@ describe('strategy sticky', () => {
     const [ga, gb] = [await drain(a!), await drain(bb!)];
     const [holder, other] = ga.length === 1 ? [a!, bb!] : [bb!, a!];
     expect(ga.length + gb.length).toBe(1);
-    await unsubscribe(holder, [`$share/g/${t}`]);
+    await holder.unsubscribe([`$share/g/${t}`]);
     await publish(p, t, 'second');
     await publish(p, t, 'third');
     expect(payloads(await drain(other))).toEqual(['second', 'third']);
@@ -503,29 +465,29 @@ describe('$exclusive and $limit with limit_subscription on', () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    expect((await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x97]);
+    expect((await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x97]);
   });
 
   it('a second v3.1.1 client\'s $exclusive subscription is refused with 0x80', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port(), { protocolVersion: 4 });
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }]);
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x80]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x80]);
   });
 
   it('the holder may subscribe to its $exclusive filter again', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 0 }]);
-    expect((await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 2 }])).reasonCodes).toEqual([2]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 0 }]);
+    expect((await a.subscribe([{ filter: `$exclusive/${t}`, qos: 2 }])).reasonCodes).toEqual([2]);
   });
 
   it('an $exclusive subscription receives messages published to the bare topic', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}/+`, qos: 0 }]);
+    await a.subscribe([{ filter: `$exclusive/${t}/+`, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, `${t}/x`, 'm');
     const m = await a.expect(3);
@@ -536,34 +498,34 @@ describe('$exclusive and $limit with limit_subscription on', () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }]);
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x97]);
-    expect(await unsubscribe(a, [`$exclusive/${t}`])).toEqual([0]);
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([0x97]);
+    expect((await a.unsubscribe([`$exclusive/${t}`])).reasonCodes).toEqual([0]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
   });
 
   it('the end of the holder\'s session frees the $exclusive filter', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }]);
     await a.disconnect();
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
   });
 
   it('a plain subscription to the same filter is not limited by $exclusive', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }]);
-    expect((await subscribe(c, [{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }]);
+    expect((await c.subscribe([{ filter: t, qos: 1 }])).reasonCodes).toEqual([1]);
   });
 
   it('$limit/2/ admits two clients and refuses a third with 0x97', async () => {
     const t = uniqueTopic();
     const cs = [await connect(b.port()), await connect(b.port()), await connect(b.port())];
     const codes: number[] = [];
-    for (const c of cs) codes.push(...(await subscribe(c, [{ filter: `$limit/2/${t}`, qos: 1 }])).reasonCodes);
+    for (const c of cs) codes.push(...(await c.subscribe([{ filter: `$limit/2/${t}`, qos: 1 }])).reasonCodes);
     expect(codes).toEqual([1, 1, 0x97]);
   });
 
@@ -571,8 +533,8 @@ describe('$exclusive and $limit with limit_subscription on', () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    await subscribe(a, [{ filter: `$limit/2/${t}`, qos: 0 }]);
-    await subscribe(c, [{ filter: `$limit/2/${t}`, qos: 0 }]);
+    await a.subscribe([{ filter: `$limit/2/${t}`, qos: 0 }]);
+    await c.subscribe([{ filter: `$limit/2/${t}`, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, t, 'm');
     expect((await a.expect(3)).topic).toBe(t);
@@ -581,7 +543,7 @@ describe('$exclusive and $limit with limit_subscription on', () => {
 
   it('$limit/0/ is an invalid filter (0x8F)', async () => {
     const a = await connect(b.port());
-    expect((await subscribe(a, [{ filter: `$limit/0/${uniqueTopic()}`, qos: 1 }])).reasonCodes).toEqual([0x8f]);
+    expect((await a.subscribe([{ filter: `$limit/0/${uniqueTopic()}`, qos: 1 }])).reasonCodes).toEqual([0x8f]);
   });
 });
 
@@ -598,14 +560,14 @@ describe('$exclusive and $limit with limit_subscription off', () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
     const c = await connect(b.port());
-    expect((await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
-    expect((await subscribe(c, [{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await a.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
+    expect((await c.subscribe([{ filter: `$exclusive/${t}`, qos: 1 }])).reasonCodes).toEqual([1]);
   });
 
   it('$exclusive/ is a literal filter: it matches the topic $exclusive/..., not the bare topic', async () => {
     const t = uniqueTopic();
     const a = await connect(b.port());
-    await subscribe(a, [{ filter: `$exclusive/${t}`, qos: 0 }]);
+    await a.subscribe([{ filter: `$exclusive/${t}`, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, t, 'bare');
     await publish(p, `$exclusive/${t}`, 'literal');
@@ -618,7 +580,7 @@ describe('$exclusive and $limit with limit_subscription off', () => {
     const t = uniqueTopic();
     const cs = [await connect(b.port()), await connect(b.port()), await connect(b.port())];
     const codes: number[] = [];
-    for (const c of cs) codes.push(...(await subscribe(c, [{ filter: `$limit/2/${t}`, qos: 0 }])).reasonCodes);
+    for (const c of cs) codes.push(...(await c.subscribe([{ filter: `$limit/2/${t}`, qos: 0 }])).reasonCodes);
     expect(codes).toEqual([0, 0, 0]);
     const p = await connect(b.port());
     await publish(p, t, 'bare');
@@ -641,7 +603,7 @@ describe('$delayed with delayed_publish on', () => {
   it('$delayed/1/{topic} is delivered to {topic} after about 1 s, not before', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 1 }]);
+    await s.subscribe([{ filter: t, qos: 1 }]);
     const p = await connect(b.port());
     const sentAt = Date.now();
     expect(await publish(p, `$delayed/1/${t}`, 'later')).toBe(0);
@@ -658,7 +620,7 @@ describe('$delayed with delayed_publish on', () => {
   it('a subscriber to the $delayed/ topic itself gets nothing', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: `$delayed/1/${t}`, qos: 0 }, { filter: `$delayed/#`, qos: 0 }]);
+    await s.subscribe([{ filter: `$delayed/1/${t}`, qos: 0 }, { filter: `$delayed/#`, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, `$delayed/1/${t}`, 'later');
     await s.expectSilence(1300);
@@ -683,9 +645,9 @@ describe('$delayed with delayed_publish off', () => {
   it('$delayed/{s}/{topic} is a literal topic, delivered at once', async () => {
     const t = uniqueTopic();
     const literal = await connect(b.port());
-    await subscribe(literal, [{ filter: `$delayed/1/${t}`, qos: 0 }]);
+    await literal.subscribe([{ filter: `$delayed/1/${t}`, qos: 0 }]);
     const bare = await connect(b.port());
-    await subscribe(bare, [{ filter: t, qos: 0 }]);
+    await bare.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, `$delayed/1/${t}`, 'now');
     const m = await literal.expect(3, 500);
@@ -709,7 +671,7 @@ describe('mqtt.delayed_publish_max with delayed_publish_immediate = true', () =>
   it('a $delayed message over the limit is published at once', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     await publish(p, `$delayed/1/${t}`, 'held');
     await publish(p, `$delayed/1/${t}`, 'over');
@@ -735,7 +697,7 @@ describe('mqtt.delayed_publish_max with delayed_publish_immediate = false', () =
   it('a $delayed message over the limit is dropped', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const p = await connect(b.port());
     const dropped = b.broker.metrics.get('messages.dropped');
     await publish(p, `$delayed/1/${t}`, 'held');

@@ -13,7 +13,7 @@ import type { MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { Decoder, encode, type Packet } from '@rmqtt-ts/kernel';
 import { definePlugin, type ConnectInfo } from '@rmqtt-ts/plugin-api';
-import { RawClient, connectClient, endClient, recorder, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, RawClientPool, connectClient, endClient, recorder, startBroker, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
 
 // ---- certificates ----
 
@@ -62,9 +62,6 @@ function makePki(): Pki {
 }
 
 // ---- helpers ----
-
-let idSeq = 0;
-const uid = (prefix: string): string => `${prefix}-${++idSeq}-${Math.random().toString(16).slice(2, 8)}`;
 
 /** A message published on one client arrives at the other. */
 async function roundTrip(pub: MqttClient, sub: MqttClient, topic: string): Promise<void> {
@@ -184,7 +181,7 @@ describe('transports', () => {
       await b?.stop();
     });
 
-    async function client(listener: string, clientId = uid(listener.replace('.', '-'))): Promise<MqttClient> {
+    async function client(listener: string, clientId = uniqueId(listener.replace('.', '-'))): Promise<MqttClient> {
       const c = await connectClient(b.url(listener), { clientId, protocolVersion: 5, ca: pki.ca, rejectUnauthorized: true });
       clients.push(c);
       return c;
@@ -206,7 +203,7 @@ describe('transports', () => {
 
     it('a client is attributed to the listener it connected through', async () => {
       for (const name of names) {
-        const id = uid(`on-${name.replace('.', '-')}`);
+        const id = uniqueId(`on-${name.replace('.', '-')}`);
         await client(name, id);
         expect(b.broker.control.client(id)?.listener).toBe(name);
       }
@@ -226,12 +223,12 @@ describe('transports', () => {
     });
 
     it('a TLS client that does not trust the server certificate cannot connect', async () => {
-      await expect(connectClient(b.url('tls.a'), { clientId: uid('untrusting'), rejectUnauthorized: true })).rejects.toThrow();
+      await expect(connectClient(b.url('tls.a'), { clientId: uniqueId('untrusting'), rejectUnauthorized: true })).rejects.toThrow();
     });
 
     it('WebSocket: any path is accepted', async () => {
       const url = `ws://127.0.0.1:${b.port('ws.a')}/some/other/path?x=1`;
-      const c = await connectClient(url, { clientId: uid('any-path'), protocolVersion: 4 });
+      const c = await connectClient(url, { clientId: uniqueId('any-path'), protocolVersion: 4 });
       clients.push(c);
       expect(c.connected).toBe(true);
     });
@@ -240,7 +237,7 @@ describe('transports', () => {
       const w = await WsRaw.open(`ws://127.0.0.1:${b.port('ws.a')}/mqtt`, ['foo', 'mqtt']);
       wsRaws.push(w);
       expect(w.ws.protocol).toBe('mqtt');
-      w.send(connect4(uid('ws-raw')));
+      w.send(connect4(uniqueId('ws-raw')));
       const p = await w.next();
       expect(p).toMatchObject({ type: 2, reasonCode: 0, sessionPresent: false });
     });
@@ -249,7 +246,7 @@ describe('transports', () => {
       const w = await WsRaw.open(`ws://127.0.0.1:${b.port('ws.b')}/mqtt`, ['mqttv3.1']);
       wsRaws.push(w);
       expect(w.ws.protocol).toBe('mqttv3.1');
-      w.send(connect4(uid('ws-v31')));
+      w.send(connect4(uniqueId('ws-v31')));
       expect(await w.next()).toMatchObject({ type: 2, reasonCode: 0 });
     });
 
@@ -268,7 +265,7 @@ describe('transports', () => {
     it('[MQTT-6.0.0-2] WebSocket: packets need not align with frames (one split in two, two in one)', async () => {
       const w = await WsRaw.open(`ws://127.0.0.1:${b.port('ws.a')}/mqtt`, ['mqtt']);
       wsRaws.push(w);
-      const connect = connect4(uid('ws-frames'));
+      const connect = connect4(uniqueId('ws-frames'));
       w.send(connect.subarray(0, 5));
       w.send(connect.subarray(5));
       expect(await w.next()).toMatchObject({ type: 2, reasonCode: 0 });
@@ -280,7 +277,7 @@ describe('transports', () => {
     it('[MQTT-6.0.0-1] WebSocket: a text frame closes the connection', async () => {
       const w = await WsRaw.open(`ws://127.0.0.1:${b.port('ws.a')}/mqtt`, ['mqtt']);
       wsRaws.push(w);
-      w.send(connect4(uid('ws-text')));
+      w.send(connect4(uniqueId('ws-text')));
       expect(await w.next()).toMatchObject({ type: 2, reasonCode: 0 });
       w.ws.send('\u00c0\u0000', { binary: false });
       await Promise.race([w.closedP, new Promise((_, reject) => setTimeout(() => reject(new Error('still open')), 3000))]);
@@ -331,20 +328,20 @@ describe('transports', () => {
     }
 
     it('a client without a certificate is refused', async () => {
-      const id = uid('no-cert');
+      const id = uniqueId('no-cert');
       await expect(client('tls.mtls', id, {})).rejects.toThrow();
       expect(b.broker.control.client(id)).toBeUndefined();
       expect(seen.has(id)).toBe(false);
     });
 
     it('a client whose certificate is signed by another CA is refused', async () => {
-      const id = uid('stranger');
+      const id = uniqueId('stranger');
       await expect(client('tls.mtls', id, { cert: pki.stranger.cert, key: pki.stranger.key })).rejects.toThrow();
       expect(b.broker.control.client(id)).toBeUndefined();
     });
 
     it('a client with a certificate signed by the configured client CA connects', async () => {
-      const id = uid('device');
+      const id = uniqueId('device');
       const c = await client('tls.mtls', id, { cert: pki.client.cert, key: pki.client.key });
       expect(c.connected).toBe(true);
       expect(b.broker.control.client(id)?.connected).toBe(true);
@@ -354,21 +351,21 @@ describe('transports', () => {
     });
 
     it('WSS with client certificates: refused without one, accepted with one', async () => {
-      await expect(client('wss.mtls', uid('wss-no-cert'), {})).rejects.toThrow();
-      const id = uid('wss-device');
+      await expect(client('wss.mtls', uniqueId('wss-no-cert'), {})).rejects.toThrow();
+      const id = uniqueId('wss-device');
       const c = await client('wss.mtls', id, { cert: pki.client.cert, key: pki.client.key });
       expect(c.connected).toBe(true);
     });
 
     it('cert_cn_as_username: the certificate CN is the username, over the one in CONNECT', async () => {
-      const id = uid('cn');
+      const id = uniqueId('cn');
       await client('tls.cn', id, { cert: pki.client.cert, key: pki.client.key, username: 'claimed-name', password: 'pw' });
       expect(seen.get(id)?.username).toBe('device-42');
       expect(b.broker.control.client(id)?.username).toBe('device-42');
     });
 
     it('cert_cn_as_username: a client sending no username gets the CN as username', async () => {
-      const id = uid('cn-anon');
+      const id = uniqueId('cn-anon');
       await client('tls.cn', id, { cert: pki.client.cert, key: pki.client.key });
       expect(seen.get(id)?.username).toBe('device-42');
       expect(b.broker.control.client(id)?.username).toBe('device-42');
@@ -377,20 +374,19 @@ describe('transports', () => {
 
   describe('PROXY protocol', () => {
     let b: TestBroker;
-    const opened: RawClient[] = [];
+    const opened = new RawClientPool();
 
     beforeAll(async () => {
       b = await startBroker({ listeners: { 'tcp.proxied': { proxy_protocol: true, proxy_protocol_timeout: '1s' } } });
     });
 
     afterAll(async () => {
-      for (const c of opened) c.destroy();
+      opened.destroyAll();
       await b?.stop();
     });
 
     async function viaProxy(header: Buffer, clientId: string): Promise<RawClient> {
-      const c = await RawClient.open(b.port(), { version: 4 });
-      opened.push(c);
+      const c = opened.track(await RawClient.open(b.port(), { version: 4 }));
       c.send(Buffer.concat([header, connect4(clientId)]));
       const connack = await c.expect(2);
       expect(connack.reasonCode).toBe(0);
@@ -404,7 +400,7 @@ describe('transports', () => {
     }
 
     it('v1 TCP4: the address in the header is the client address', async () => {
-      const id = uid('pp1');
+      const id = uniqueId('pp1');
       await viaProxy(Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 51234 1883\r\n'), id);
       const info = b.broker.control.client(id);
       expect(info?.ipAddress).toBe('203.0.113.7');
@@ -412,7 +408,7 @@ describe('transports', () => {
     });
 
     it('v1 TCP6: the address in the header is the client address', async () => {
-      const id = uid('pp1-6');
+      const id = uniqueId('pp1-6');
       await viaProxy(Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 40000 1883\r\n'), id);
       const info = b.broker.control.client(id);
       expect(info?.ipAddress).toBe('2001:db8::1');
@@ -420,7 +416,7 @@ describe('transports', () => {
     });
 
     it('v2 IPv4: the address in the header is the client address', async () => {
-      const id = uid('pp2');
+      const id = uniqueId('pp2');
       await viaProxy(v2('inet', [198, 51, 100, 23], [10, 0, 0, 1], 40001, 1883), id);
       const info = b.broker.control.client(id);
       expect(info?.ipAddress).toBe('198.51.100.23');
@@ -428,7 +424,7 @@ describe('transports', () => {
     });
 
     it('v2 IPv6: the address is shown as a v1 header or a socket would show it (2001:db8::1)', async () => {
-      const id = uid('pp2-6');
+      const id = uniqueId('pp2-6');
       const src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01];
       const dst = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02];
       await viaProxy(v2('inet6', src, dst, 40002, 1883), id);
@@ -438,9 +434,8 @@ describe('transports', () => {
     });
 
     it('v2 header and CONNECT arriving in separate writes', async () => {
-      const id = uid('pp2-split');
-      const c = await RawClient.open(b.port(), { version: 4 });
-      opened.push(c);
+      const id = uniqueId('pp2-split');
+      const c = opened.track(await RawClient.open(b.port(), { version: 4 }));
       const header = v2('inet', [192, 0, 2, 9], [10, 0, 0, 1], 40003, 1883);
       c.send(header.subarray(0, 10));
       await new Promise((r) => setTimeout(r, 50));
@@ -452,9 +447,8 @@ describe('transports', () => {
     });
 
     it('a connection without the header is closed without CONNACK', async () => {
-      const id = uid('no-header');
-      const c = await RawClient.open(b.port(), { version: 4 });
-      opened.push(c);
+      const id = uniqueId('no-header');
+      const c = opened.track(await RawClient.open(b.port(), { version: 4 }));
       c.send(connect4(id));
       expect(await c.expectClose(3000)).toEqual([]);
       expect(b.broker.control.client(id)).toBeUndefined();

@@ -1,41 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { definePlugin } from '@rmqtt-ts/plugin-api';
-import { RawClient, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
-import type { Properties, QoS, SubackPacket, SubscriptionRequest, Will } from '@rmqtt-ts/kernel';
+import { RawClient, RawClientPool, connectTracked, denyPublishTo, startBroker, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import type { QoS, Will } from '@rmqtt-ts/kernel';
 
 // ---- helpers (raw clients, closed after every test) ----
 
-const open: RawClient[] = [];
+const pool = new RawClientPool();
 
 afterEach(() => {
-  for (const c of open.splice(0)) c.destroy();
+  pool.destroyAll();
 });
 
-async function connect(port: number, o: RawConnectOptions = {}): Promise<RawClient> {
-  const { client, connack } = await RawClient.connect(port, { protocolVersion: 5, ...o });
-  open.push(client);
-  expect(connack.reasonCode).toBe(0);
-  return client;
-}
-
-let nextId = 1;
-const pid = (): number => (nextId = (nextId % 60000) + 1);
-
-type Sub = Partial<SubscriptionRequest> & { filter: string };
-
-async function subscribe(c: RawClient, subs: Sub[], properties: Properties = {}): Promise<SubackPacket> {
-  const packetId = pid();
-  c.send({
-    type: 8,
-    packetId,
-    subscriptions: subs.map((s) => ({ qos: 0 as QoS, noLocal: false, retainAsPublished: false, retainHandling: 0 as const, ...s })),
-    properties,
-  });
-  const ack = await c.expect(9);
-  expect(ack.packetId).toBe(packetId);
-  return ack;
-}
+/** A v5 client unless told, CONNACK 0 required. */
+const connect = (port: number, o: RawConnectOptions = {}): Promise<RawClient> => pool.connect(port, { protocolVersion: 5, ...o });
 
 let seq = 0;
 const uniqueTopic = (): string => `will${process.pid}-${++seq}`;
@@ -48,7 +25,7 @@ function will(topic: string, o: Partial<Will> = {}): Will {
 /** A subscriber on `topic` and a client whose will goes there. */
 async function pair(port: number, topic: string, w: Partial<Will> = {}, o: RawConnectOptions = {}, subQos: QoS = 0): Promise<{ s: RawClient; c: RawClient }> {
   const s = await connect(port);
-  await subscribe(s, [{ filter: topic, qos: subQos }]);
+  await s.subscribe([{ filter: topic, qos: subQos }]);
   const c = await connect(port, { will: will(topic, w), ...o });
   return { s, c };
 }
@@ -78,7 +55,7 @@ describe('will publication', () => {
   it('[MQTT-3.1.2-8] the will of a v3.1.1 client is published when its connection closes abnormally', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const c = await connect(b.port(), { protocolVersion: 4, will: will(t) });
     c.destroy();
     expect((await s.expect(3)).payload.toString()).toBe('gone');
@@ -94,7 +71,7 @@ describe('will publication', () => {
   it('[MQTT-3.14.4-3] the will of a v3.1.1 client is not published after DISCONNECT', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0 }]);
+    await s.subscribe([{ filter: t, qos: 0 }]);
     const c = await connect(b.port(), { protocolVersion: 4, will: will(t) });
     await c.disconnect();
     await s.expectSilence(500);
@@ -166,8 +143,7 @@ describe('will delay', () => {
     const { s, c } = await pair(b.port(), t, { properties: { willDelayInterval: 1 } }, { clientId: id, properties: { sessionExpiryInterval: 10 } });
     c.destroy();
     await c.closed;
-    const { client: again, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 10 } });
-    open.push(again);
+    const { connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: id, cleanStart: false, properties: { sessionExpiryInterval: 10 } });
     expect(connack.reasonCode).toBe(0);
     expect(connack.sessionPresent).toBe(true);
     await s.expectSilence(1800);
@@ -180,8 +156,7 @@ describe('will delay', () => {
     c.destroy();
     await c.closed;
     const started = Date.now();
-    const { client: again, connack } = await RawClient.connect(b.port(), { protocolVersion: 5, clientId: id, cleanStart: true });
-    open.push(again);
+    const { connack } = await connectTracked(pool, b.port(), { protocolVersion: 5, clientId: id, cleanStart: true });
     expect(connack.sessionPresent).toBe(false);
     const m = await s.expect(3, 1500);
     expect(m.payload.toString()).toBe('gone');
@@ -265,11 +240,11 @@ describe('will message contents', () => {
     const c = await connect(b.port(), { will: will(t, { retain: true, payload: Buffer.from('last words') }) });
     // the will itself reaches a current subscriber; wait for it so the store has it
     const watcher = await connect(b.port());
-    await subscribe(watcher, [{ filter: t, qos: 0 }]);
+    await watcher.subscribe([{ filter: t, qos: 0 }]);
     c.destroy();
     await watcher.expect(3);
     const later = await connect(b.port());
-    await subscribe(later, [{ filter: t, qos: 0 }]);
+    await later.subscribe([{ filter: t, qos: 0 }]);
     const m = await later.expect(3);
     expect(m.payload.toString()).toBe('last words');
     expect(m.retain).toBe(true);
@@ -278,7 +253,7 @@ describe('will message contents', () => {
   it('[MQTT-3.3.1-13] a retained will keeps RETAIN=1 for a Retain As Published subscription', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: t, qos: 0, retainAsPublished: true }]);
+    await s.subscribe([{ filter: t, qos: 0, retainAsPublished: true }]);
     const c = await connect(b.port(), { will: will(t, { retain: true }) });
     c.destroy();
     expect((await s.expect(3)).retain).toBe(true);
@@ -297,7 +272,7 @@ describe('will message contents', () => {
     c.destroy();
     await s.expect(3);
     const later = await connect(b.port());
-    await subscribe(later, [{ filter: t, qos: 0 }]);
+    await later.subscribe([{ filter: t, qos: 0 }]);
     await later.expectSilence(300);
   });
 
@@ -344,23 +319,11 @@ describe('will message contents', () => {
 
 // ---- ACL ----
 
-/** Denies publishing to `denied/...`, wills included. */
-const denyPublish = definePlugin({
-  name: 'test-deny-publish',
-  apiVersion: '^1.0.0',
-  create(ctx) {
-    return {
-      init() {
-        ctx.hooks.on('message.publishCheckAcl', (e) => (e.message.topic.startsWith('denied/') ? { result: { allow: false }, proceed: false } : undefined));
-      },
-    };
-  },
-});
-
 describe('will and the publish ACL', () => {
   let b: TestBroker;
   beforeAll(async () => {
-    b = await startBroker({ plugins: [denyPublish] });
+    // denies publishing to `denied/...`, wills included
+    b = await startBroker({ plugins: [denyPublishTo('denied/')] });
   });
   afterAll(async () => {
     await b?.stop();
@@ -369,7 +332,7 @@ describe('will and the publish ACL', () => {
   it('a will whose topic the client may not publish to is not published', async () => {
     const t = uniqueTopic();
     const s = await connect(b.port());
-    await subscribe(s, [{ filter: `denied/${t}`, qos: 0 }, { filter: `ok/${t}`, qos: 0 }]);
+    await s.subscribe([{ filter: `denied/${t}`, qos: 0 }, { filter: `ok/${t}`, qos: 0 }]);
     const denied = await connect(b.port(), { will: will(`denied/${t}`) });
     const allowed = await connect(b.port(), { will: will(`ok/${t}`) });
     denied.destroy();

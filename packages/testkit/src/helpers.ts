@@ -1,9 +1,10 @@
 /**
- * Small helpers around RawClient and RawClientPool: connecting whatever the CONNACK says, a pool per
- * concurrent test, PINGREQ as a sync point, a SUBSCRIBE that must be granted as asked, a PUBLISH that
- * must have been routed, and a PUBLISH packet to send by hand.
+ * Small helpers around RawClient and RawClientPool: connecting with the CONNACK at hand, a pool per
+ * concurrent test, unique ids, PINGREQ as a sync point, a SUBSCRIBE that must be granted as asked, a
+ * PUBLISH that must have been routed, a PUBLISH packet to send by hand, and a plugin refusing publishes.
  */
 import type { Properties, PublishPacket, QoS } from '@rmqtt-ts/kernel';
+import { definePlugin, type PluginDefinition } from '@rmqtt-ts/plugin-api';
 import { RawClient, RawClientPool, type PacketOf, type RawConnectOptions } from './raw-client.js';
 
 /** Options of a PUBLISH: those of `RawClient.publish`. */
@@ -28,6 +29,13 @@ export async function connectTracked(pool: RawClientPool, port: number, options:
   return { client, connack };
 }
 
+/** Like `pool.connect` (CONNACK 0 required), but resolves with the CONNACK too, e.g. for Session Present. */
+export async function connectAccepted(pool: RawClientPool, port: number, options: RawConnectOptions = {}): Promise<{ client: RawClient; connack: PacketOf<2> }> {
+  const r = await connectTracked(pool, port, options);
+  if (r.connack.reasonCode !== 0) throw new Error(`CONNACK ${r.connack.reasonCode} for ${options.clientId ?? 'client'}`);
+  return r;
+}
+
 /**
  * A pool destroyed when the current test finishes, for concurrent tests (an afterEach would cut
  * across the tests still running): `poolForTest(onTestFinished)` from the test context.
@@ -36,6 +44,13 @@ export function poolForTest(onTestFinished: (fn: () => void) => void): RawClient
   const pool = new RawClientPool();
   onTestFinished(() => pool.destroyAll());
   return pool;
+}
+
+let idSeq = 0;
+
+/** A client id or topic of its own: `${prefix}-${counter}-${6 random hex digits}`. */
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${++idSeq}-${Math.random().toString(16).slice(2, 8)}`;
 }
 
 /** PINGREQ and await the PINGRESP. The broker handles packets in order: all sent before has been handled. */
@@ -91,4 +106,22 @@ export function publishPacket(topic: string, payload: string | Buffer, options: 
     packetId: qos === 0 ? undefined : options.packetId,
     properties: options.properties ?? {},
   };
+}
+
+/**
+ * A plugin whose publish ACL refuses every publish to a topic starting with `prefix`, wills included (a
+ * v5 PUBACK then carries 0x87); other topics are left to the next handler.
+ */
+export function denyPublishTo(prefix: string): PluginDefinition {
+  return definePlugin({
+    name: 'test-deny-publish',
+    apiVersion: '^1.0.0',
+    create(ctx) {
+      return {
+        init() {
+          ctx.hooks.on('message.publishCheckAcl', (e) => (e.message.topic.startsWith(prefix) ? { result: { allow: false }, proceed: false } : undefined));
+        },
+      };
+    },
+  });
 }

@@ -1,6 +1,6 @@
 export { startBroker, testLogger, type TestBroker, type TestBrokerOptions } from './broker.js';
 export { RawClient, RawClientPool, type RawConnectOptions, type PacketOf } from './raw-client.js';
-export { connectTracked, poolForTest, ping, subscribeGranted, publishDone, publishPacket, type PublishOptions } from './helpers.js';
+export { connectTracked, connectAccepted, poolForTest, uniqueId, ping, subscribeGranted, publishDone, publishPacket, denyPublishTo, type PublishOptions } from './helpers.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
 export { describeRetainStore, retainedMessage, type RetainStoreFactory } from './conformance/retain-store.js';
 /** The kernel's deadline scheduler, for extension-point implementations under test (e.g. a RetainStore's TTL). */
