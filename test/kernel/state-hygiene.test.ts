@@ -271,3 +271,25 @@ describe('max_topic_levels', () => {
     expect(connack.reasonCode).toBe(0x90);
   });
 });
+
+describe('shutdown', () => {
+  it('[MQTT-3.1.3-9] a will waiting for its delay is published when the broker stops (its session ends)', async () => {
+    const broker = await startBroker();
+    const received: string[] = [];
+    broker.broker.hooks.add('test', 'message.publish', (m) => {
+      received.push(m.topic);
+      return m;
+    }, undefined, true);
+    const c = await pool.connect(broker.port(), {
+      protocolVersion: 5,
+      clientId: 'delayed-will',
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'shutdown/will', payload: Buffer.from('bye'), qos: 0, retain: false, properties: { willDelayInterval: 30 } },
+    });
+    c.destroy();
+    await sleep(100);
+    expect(received).toEqual([]);
+    await broker.stop();
+    expect(received).toEqual(['shutdown/will']);
+  });
+});

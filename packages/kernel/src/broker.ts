@@ -237,6 +237,7 @@ export class Broker implements Kernel {
     this.#closing = true;
     const closing = this.listeners.map((l) => l.stop());
     for (const conn of [...this.connections.values()]) conn.disconnect(0x8b, 'server shutting down');
+    this.sessions.publishPendingWills();
     await Promise.all(closing);
     await this.journal.flushed();
     await this.plugins.shutdown();

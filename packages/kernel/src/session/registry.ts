@@ -231,6 +231,21 @@ export class SessionRegistry {
   }
 
   /**
+   * Shutdown: wills still waiting for their delay go out now — their sessions end with the process
+   * [MQTT-3.1.3-9].
+   */
+  publishPendingWills(): void {
+    for (const s of this.#sessions.values()) {
+      const will = s.pendingWill;
+      if (will === undefined) continue;
+      if (s.willDeadline !== undefined) this.#k.scheduler.cancel(s.willDeadline);
+      s.willDeadline = undefined;
+      s.pendingWill = undefined;
+      this.#k.publisher.publishWill(s.info, will);
+    }
+  }
+
+  /**
    * Disconnect a client and end its session: an administrator's kick (DISCONNECT 0x98; the will is
    * published, as for any server-side close [MQTT-3.1.2-8]), or a session moving to another node (0x8E,
    * no will: it goes along with the session).
