@@ -177,9 +177,13 @@ export class Publisher {
     this.#dispatcher.dispatch(msg, Date.now());
   }
 
-  /** A will goes through the same pipeline, under its client's ACL; a denied will is not published. */
-  publishWill(client: ClientInfo, will: WillInfo): void {
+  /**
+   * A will goes through the same pipeline, under its client's ACL; a denied will is not published. A
+   * 3.x will gets the message_expiry_interval of its client's listener.
+   */
+  publishWill(s: Session, will: WillInfo): void {
     const k = this.#k;
+    const client = s.info;
     const msg = this.createMessage({
       topic: will.topic,
       payload: will.payload,
@@ -187,7 +191,7 @@ export class Publisher {
       retain: will.retain && k.ext.retainStore !== null,
       properties: will.properties,
       protoVer: client.connectInfo.protoVer,
-      listenerExpiryS: undefined,
+      listenerExpiryS: s.listener.messageExpiryIntervalS,
       from: { type: 'lastwill', clientId: client.clientId, username: client.username, ip: client.connectInfo.remoteAddr.ip },
     });
     const r = this.publish(msg, client, client.superuser);

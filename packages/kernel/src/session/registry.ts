@@ -72,14 +72,14 @@ export class SessionRegistry {
       if (existing.expiryDeadline !== undefined) k.scheduler.cancel(existing.expiryDeadline);
       existing.expiryDeadline = undefined;
       if (info.cleanStart) {
-        if (takenWill !== undefined) k.publisher.publishWill(existing.info, takenWill);
+        if (takenWill !== undefined) k.publisher.publishWill(existing, takenWill);
         this.terminate(existing, 'discarded');
       } else {
         session = existing;
         present = true;
         // a taken-over connection's will goes out unless it has a delay and the session resumes;
         // a will waiting for its delay is cancelled by the resume [MQTT-3.1.3-9]
-        if (takenWill !== undefined && takenWill.delayInterval <= 0) k.publisher.publishWill(existing.info, takenWill);
+        if (takenWill !== undefined && takenWill.delayInterval <= 0) k.publisher.publishWill(existing, takenWill);
         if (existing.willDeadline !== undefined) k.scheduler.cancel(existing.willDeadline);
         existing.willDeadline = undefined;
         existing.pendingWill = undefined;
@@ -180,7 +180,7 @@ export class SessionRegistry {
   #armWill(s: Session, will: WillInfo, now: number): void {
     const delay = will.delayInterval;
     if (delay <= 0 || s.expiryInterval === 0) {
-      this.#k.publisher.publishWill(s.info, will);
+      this.#k.publisher.publishWill(s, will);
       return;
     }
     s.pendingWill = will;
@@ -188,7 +188,7 @@ export class SessionRegistry {
       s.willDeadline = undefined;
       const w = s.pendingWill;
       s.pendingWill = undefined;
-      if (w !== undefined) this.#k.publisher.publishWill(s.info, w);
+      if (w !== undefined) this.#k.publisher.publishWill(s, w);
     });
   }
 
@@ -219,7 +219,7 @@ export class SessionRegistry {
     s.awaitingRel.clear();
     const will = s.pendingWill;
     s.pendingWill = undefined;
-    if (will !== undefined && !moved) k.publisher.publishWill(s.info, will);
+    if (will !== undefined && !moved) k.publisher.publishWill(s, will);
     k.metrics.counters[C['session.terminated']]!++;
     if (s.journaled) k.journal.record({ op: 'remove', clientId: s.clientId });
     if (!moved) {
@@ -241,7 +241,7 @@ export class SessionRegistry {
       if (s.willDeadline !== undefined) this.#k.scheduler.cancel(s.willDeadline);
       s.willDeadline = undefined;
       s.pendingWill = undefined;
-      this.#k.publisher.publishWill(s.info, will);
+      this.#k.publisher.publishWill(s, will);
     }
   }
 
@@ -258,7 +258,7 @@ export class SessionRegistry {
       const will = this.#detach(s, { code: reasonCode, by: 'server', message }, !moved);
       conn.session = null;
       conn.disconnect(reasonCode, message, false);
-      if (will !== undefined) this.#k.publisher.publishWill(s.info, will);
+      if (will !== undefined) this.#k.publisher.publishWill(s, will);
     }
     this.terminate(s, message, moved);
     return s;
