@@ -20,7 +20,7 @@ import {
 import { loadPluginConfig, maskSecrets } from '../config/index.js';
 import type { ExtensionSlots } from '../extensions/slots.js';
 import type { HookRegistry } from '../hooks/registry.js';
-import { PluginNotFound, RMQTT_PLUGIN_NAMES, loadPlugin, parsePluginName, type ResolvedPlugin } from './resolve.js';
+import { PluginNotFound, loadPlugin, parsePluginName, type ResolvedPlugin } from './resolve.js';
 
 type State = PluginSummary['state'];
 
@@ -308,4 +308,3 @@ export class PluginManager {
   }
 }
 
-export { RMQTT_PLUGIN_NAMES };
