@@ -5,7 +5,8 @@
 import { RmqttError } from '@rmqtt-ts/plugin-api';
 
 export interface CliArgs {
-  file?: string;
+  /** -f, in order (a later file's keys win). */
+  files: string[];
   nodeId?: number;
   defaultStartups?: string[];
   nodeGrpcAddrs?: string[];
@@ -20,7 +21,8 @@ export const HELP = `Usage: rmqtt-ts [options]
 An MQTT broker (MQTT 3.1, 3.1.1 and 5.0) with RMQTT's configuration, plugins and HTTP API.
 
 Options:
-  -f, --config <file>                  main config file (TOML), e.g. configs/rmqtt.toml
+  -f, --config <file>                  config file (TOML), e.g. configs/rmqtt.toml; may be given
+                                       again: later files override earlier ones
       --id <n>                         node id (overrides node.id when > 0)
       --plugins-default-startups <p…>  plugins to start (replaces plugins.default_startups)
       --node-grpc-addrs <id@host:port…>  cluster: node addresses
@@ -43,7 +45,7 @@ function int(flag: string, v: string | undefined): number {
 }
 
 export function parseArgs(argv: readonly string[]): CliArgs {
-  const out: CliArgs = { version: false, help: false };
+  const out: CliArgs = { files: [], version: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -61,7 +63,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case '--config': {
         const v = value();
         if (v === undefined) bad(`${flag}: expected a file path`);
-        out.file = v;
+        out.files.push(v);
         break;
       }
       case '--id':

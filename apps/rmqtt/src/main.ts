@@ -31,7 +31,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let loaded;
   try {
     loaded = await loadBrokerConfig({
-      file: args.file,
+      file: args.files,
       cwd,
       overrides: {
         nodeId: args.nodeId,
@@ -46,7 +46,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(loaded.config.log, cwd) as unknown as Logger;
-  logger.info({ version: VERSION, config: loaded.file ?? '(defaults)', node: loaded.config.node.id }, 'rmqtt-ts starting');
+  logger.info({ version: VERSION, config: loaded.files.length > 0 ? loaded.files : '(defaults)', node: loaded.config.node.id }, 'rmqtt-ts starting');
   const broker = new Broker({
     config: loaded,
     logger,

@@ -313,8 +313,11 @@ describe('RMQTT’s own rmqtt.toml', () => {
       RMQTT_LOG__TO: 'console',
     }, cwd);
 
-    const warnings = r.lines.filter((l) => l.level === 40 && String(l.msg).includes('not implemented'));
+    const warnings = r.lines.filter((l) => l.level === 40 && l['plugin'] === undefined && String(l.msg).includes('not implemented'));
     expect(warnings).toHaveLength(1);
+    // the retainer's file sets keys of RMQTT's durable backends: named in the retainer's own warning
+    const retainerWarning = r.lines.find((l) => l.level === 40 && l['plugin'] === 'retainer' && String(l.msg).includes('not implemented'));
+    expect(String(retainerWarning?.msg)).toContain('storage.sled.path');
     const w = String(warnings[0]!.msg);
     expect(w).toContain('rmqtt.toml');
     for (const key of ['task.exec_workers', 'node.busy.check_enable', 'rpc.server_addr', 'listener.tls.external.cert_subject_dn_as_username', 'listener.quic.external']) {

@@ -282,3 +282,30 @@ describe('secrets', () => {
     expect(masked).toHaveProperty('node.id', 0);
   });
 });
+
+describe('several files', () => {
+  test('apply in order: a later file overrides keys and adds listeners', () => {
+    const base = tomlFile('listener.tcp.external.addr = "0.0.0.0:1883"\nlistener.tcp.external.max_mqueue_len = 1000\nlistener.tcp.external.max_inflight = 8\n');
+    const over = tomlFile('listener.tcp.external.addr = "127.0.0.1:0"\nlistener.tcp.external.max_mqueue_len = 100000\nlistener.ws.extra.addr = "127.0.0.1:0"\n');
+    const loaded = loadBrokerConfigSync({ env: {}, cwd: dir, file: [base, over] });
+    const ext = listener(loaded.config, 'tcp.external');
+    expect(ext.addr).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(ext.maxMqueueLen).toBe(100000);
+    expect(ext.maxInflight).toBe(8);
+    expect(listener(loaded.config, 'ws.extra').type).toBe('ws');
+    expect(loaded.files).toEqual([join(dir, base), join(dir, over)]);
+  });
+
+  test('a bad key is reported against the file that has it', () => {
+    const base = tomlFile('listener.tcp.external.max_inflight = 8\n');
+    const over = tomlFile('listener.tcp.external.max_inflight = "lots"\n');
+    let message = '';
+    try {
+      loadBrokerConfigSync({ env: {}, cwd: dir, file: [base, over] });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain(`${over}: listener.tcp.external.max_inflight`);
+    expect(message).not.toContain(`${base}:`);
+  });
+});

@@ -34,7 +34,7 @@ function isListenerType(s: string | undefined): s is AnyListenerType {
 }
 
 /** Listener names in order of first mention; bad names are reported once and their keys skipped. */
-function collectListeners(file: Record<string, unknown> | undefined, fileLabel: string, entries: readonly Entry[], problems: ConfigAssembly['problems']): { refs: ListenerRef[]; bad: Set<string> } {
+function collectListeners(files: readonly { tree: Record<string, unknown>; label: string }[], entries: readonly Entry[], problems: ConfigAssembly['problems']): { refs: ListenerRef[]; bad: Set<string> } {
   const refs: ListenerRef[] = [];
   const seen = new Set<string>();
   const bad = new Set<string>();
@@ -49,10 +49,11 @@ function collectListeners(file: Record<string, unknown> | undefined, fileLabel: 
     seen.add(id);
     refs.push({ type, name });
   }
-  const tree = file?.['listener'];
-  if (isTable(tree)) {
+  for (const file of files) {
+    const tree = file.tree['listener'];
+    if (!isTable(tree)) continue;
     for (const [type, names] of Object.entries(tree)) {
-      if (isListenerType(type) && isTable(names)) for (const name of Object.keys(names)) add(type, name, fileLabel);
+      if (isListenerType(type) && isTable(names)) for (const name of Object.keys(names)) add(type, name, file.label);
     }
   }
   for (const e of entries) {
@@ -136,7 +137,8 @@ function crossChecks(assembly: ConfigAssembly, refs: readonly ListenerRef[]): vo
 }
 
 /** One warning line naming every unimplemented RMQTT setting that a source sets. */
-function unimplementedWarning(assembly: ConfigAssembly, fileLabel: string | undefined): string[] {
+function unimplementedWarning(assembly: ConfigAssembly, fileLabels: readonly string[]): string[] {
+  const fileLabel = fileLabels.length === 1 ? fileLabels[0] : undefined;
   const named: string[] = [];
   for (const [key, source] of assembly.origins) {
     if (!isUnimplementedKey(key)) continue;
@@ -159,9 +161,13 @@ export async function loadBrokerConfig(options: LoadOptions = {}): Promise<Loade
 export function loadBrokerConfigSync(options: LoadOptions = {}): LoadedConfig {
   registerFormats();
   const cwd = options.cwd ?? process.cwd();
-  const fileLabel = options.file;
-  const filePath = options.file === undefined ? undefined : isAbsolute(options.file) ? options.file : resolve(cwd, options.file);
-  const fileTree = filePath === undefined || fileLabel === undefined ? undefined : readTomlFile(filePath, fileLabel);
+  // several files (-f a -f b) apply in order, a later file's keys winning
+  const fileList = options.file === undefined ? [] : Array.isArray(options.file) ? options.file : [options.file];
+  const files = fileList.map((label) => {
+    const path = isAbsolute(label) ? label : resolve(cwd, label);
+    return { label, path, tree: readTomlFile(path, label) };
+  });
+  const fileLabels = files.map((f) => f.label);
 
   const envList: Entry[] = envEntries(options.env ?? process.env, ENV_PREFIX, [PLUGIN_ENV_PREFIX]).map((e) => ({ path: e.path, value: e.value, source: envSource(e.variable) }));
   // An undefined value means "not given", as an absent key would.
@@ -170,7 +176,7 @@ export function loadBrokerConfigSync(options: LoadOptions = {}): LoadedConfig {
     .map(([key, value]) => ({ path: key.split('.'), value, source: VALUES_SOURCE }));
 
   const early: ConfigAssembly['problems'] = [];
-  const { refs, bad } = collectListeners(fileTree, fileLabel ?? '', [...envList, ...valueList], early);
+  const { refs, bad } = collectListeners(files, [...envList, ...valueList], early);
   const schema = buildBrokerSchema(refs);
   const assembly = new ConfigAssembly(schema, {
     unknownKeyHint,
@@ -178,7 +184,7 @@ export function loadBrokerConfigSync(options: LoadOptions = {}): LoadedConfig {
   });
   assembly.problems.push(...early);
 
-  if (fileTree !== undefined && fileLabel !== undefined) assembly.apply([], fileTree, fileLabel);
+  for (const f of files) assembly.apply([], f.tree, f.label);
   for (const e of envList) assembly.apply(e.path, e.value, e.source);
   for (const e of valueList) assembly.apply(e.path, e.value, e.source);
   const overrides = options.overrides ?? {};
@@ -188,13 +194,18 @@ export function loadBrokerConfigSync(options: LoadOptions = {}): LoadedConfig {
   assembly.validate();
   crossChecks(assembly, refs);
   // Problems listed in precedence order: the file's, then the environment's, values', flags'.
-  assembly.throwIfProblems((source) => (source === fileLabel ? 0 : source.startsWith('environment') ? 1 : source === VALUES_SOURCE ? 2 : source.startsWith('command-line') ? 3 : 4));
+  assembly.throwIfProblems((source) => {
+    const i = fileLabels.indexOf(source);
+    if (i >= 0) return i / (fileLabels.length + 1);
+    return source.startsWith('environment') ? 1 : source === VALUES_SOURCE ? 2 : source.startsWith('command-line') ? 3 : 4;
+  });
 
   const properties = assembly.properties();
   return {
     config: toBrokerConfig(properties, refs, cluster),
-    warnings: unimplementedWarning(assembly, fileLabel),
-    file: filePath,
+    warnings: unimplementedWarning(assembly, fileLabels),
+    file: files.length === 0 ? undefined : files[files.length - 1]!.path,
+    files: files.map((f) => f.path),
     properties,
     schema: assembly.def,
   };

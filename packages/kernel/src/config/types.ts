@@ -80,8 +80,8 @@ export interface BrokerConfig {
 }
 
 export interface LoadOptions {
-  /** -f path, relative to cwd. Absent: schema defaults only. */
-  file?: string;
+  /** -f path(s), relative to cwd; several apply in order, a later file winning. Absent: schema defaults only. */
+  file?: string | readonly string[];
   /** Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Command-line flags, highest precedence. */
@@ -106,8 +106,10 @@ export interface LoadedConfig {
   config: BrokerConfig;
   /** Lines for the caller to log. */
   warnings: string[];
-  /** Absolute path of the file read, if any. */
+  /** Absolute path of the (last) file read, if any. */
   file: string | undefined;
+  /** Absolute paths of every file read, in order. */
+  files: string[];
   /** The validated settings under RMQTT's key names (convict getProperties()); mask with maskSecrets(properties, schema). */
   properties: Record<string, unknown>;
   /** The convict schema these were validated against (listener subtrees included). */
