@@ -36,6 +36,8 @@ const PACKET_NAMES = [
 /** The fixed-header flag nibble each type must carry [MQTT-2.1.3-1]; PUBLISH (-1) uses its flags. */
 const REQUIRED_FLAGS = [0, 0, 0, -1, 0, 0, 0b0010, 0, 0b0010, 0, 0b0010, 0, 0, 0, 0, 0] as const;
 const DUP = 0b1000;
+/** One reader for every decoder: parsing is synchronous and never re-entered. */
+const READER = new Reader();
 
 /**
  * Streaming MQTT decoder: bytes go in with push(), packets come out one at a time with next(), so the
@@ -52,7 +54,6 @@ export class Decoder {
   #offset = 0;
   #queue: Buffer[] = [];
   #buffered = 0;
-  readonly #reader = new Reader();
   /**
    * Set once this decoder has read a CONNECT, i.e. it reads what a client sends (a client-side decoder
    * never sees one). Subscription Identifiers in a PUBLISH depend on the direction [MQTT-3.3.4-4, -6].
@@ -141,7 +142,7 @@ export class Decoder {
   }
 
   #parse(type: number, flags: number, start: number, end: number): Packet {
-    const reader = this.#reader;
+    const reader = READER;
     reader.reset(this.#current, start, end, PACKET_NAMES[type]!);
     const version = this.protocolVersion;
     let packet: Packet;

@@ -78,7 +78,16 @@ export class Connection {
    * QoS 2 packet ids received on this connection and not yet released. The client's send quota starts
    * afresh on each connection [MQTT-4.9.0-?], so ids left from an earlier one do not count against it.
    */
-  readonly inboundQos2 = new Set<number>();
+  #inboundQos2: Set<number> | null = null;
+  get inboundQos2(): ReadonlySet<number> {
+    return this.#inboundQos2 ?? NO_IDS;
+  }
+  addInboundQos2(packetId: number): void {
+    (this.#inboundQos2 ??= new Set()).add(packetId);
+  }
+  deleteInboundQos2(packetId: number): void {
+    this.#inboundQos2?.delete(packetId);
+  }
 
   #busy = false;
   #pausedForRate = false;
@@ -101,16 +110,17 @@ export class Connection {
 
   /** Start reading. */
   start(): void {
-    this.transport.bind({ onData: this.#onData, onClose: this.#onClose, onDrain: this.#onDrain });
+    this.transport.bind(this);
     this.kernel.connections.add(this);
   }
 
   /** Bytes that arrived before the connection took over the socket (after a PROXY header). */
   feed(chunk: Buffer): void {
-    this.#onData(chunk);
+    this.onData(chunk);
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  // The transport calls these three (TransportEvents) — methods, not per-connection closures.
+  onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastRx = Date.now();
     if (this.state === 'handshake' && this.#firstChunk === undefined) this.#firstChunk = chunk;
@@ -120,18 +130,18 @@ export class Connection {
     }
     this.decoder.push(chunk);
     this.#process();
-  };
+  }
 
-  readonly #onDrain = (): void => {
+  onDrain(): void {
     if (this.closed) return;
     this.congested = false;
     this.session?.out.drain();
-  };
+  }
 
-  readonly #onClose = (): void => {
+  onClose(): void {
     if (this.closed) return;
     this.teardown({ code: ReasonCode.UnspecifiedError, by: 'client', message: 'connection closed by peer' }, true);
-  };
+  }
 
   /**
    * Process buffered packets in order until one is asynchronous or the buffer is empty. After
@@ -173,13 +183,16 @@ export class Connection {
       try {
         pending = dispatchPacket(this, packet);
       } catch (err) {
-        this.#handlerFailed(err);
+        this.handlerFailed(err);
         return;
       }
       if (pending !== undefined) {
         this.#busy = true;
         this.transport.pause();
-        pending.then(this.#afterAsync, this.#handlerFailed);
+        pending.then(
+          () => this.#afterAsync(),
+          (err: unknown) => this.handlerFailed(err),
+        );
         return;
       }
     }
@@ -193,24 +206,29 @@ export class Connection {
     this.#busy = true;
     if (this.decoder.buffered > YIELD_PAUSE_BYTES) {
       this.transport.pause();
-      setImmediate(this.#afterAsync);
+      setImmediate(afterPausedYield, this);
     } else {
-      setImmediate(this.#afterYield);
+      setImmediate(afterYield, this);
     }
   }
 
-  readonly #afterYield = (): void => {
+  /** The next turn after a yield: go on with the buffered packets. */
+  resumeAfterYield(paused: boolean): void {
+    if (paused) {
+      this.#afterAsync();
+      return;
+    }
     this.#busy = false;
     if (this.closed) return;
     this.#process();
-  };
+  }
 
-  readonly #afterAsync = (): void => {
+  #afterAsync(): void {
     this.#busy = false;
     if (this.closed) return;
     if (!this.#pausedForRate) this.transport.resume();
     this.#process();
-  };
+  }
 
   #pauseForRate(ms: number): void {
     if (this.#pausedForRate) return;
@@ -227,7 +245,7 @@ export class Connection {
     }, ms).unref();
   }
 
-  readonly #handlerFailed = (err: unknown): void => {
+  handlerFailed(err: unknown): void {
     this.#busy = false;
     if (this.closed) return;
     if (err instanceof DecodeError) {
@@ -236,7 +254,7 @@ export class Connection {
     }
     this.kernel.logger.error({ err, clientId: this.clientId }, 'packet handler failed');
     this.protocolFailure(ReasonCode.UnspecifiedError, 'internal error');
-  };
+  }
 
   #decodeFailed(err: unknown): void {
     const code = err instanceof DecodeError ? err.reasonCode : ReasonCode.MalformedPacket;
@@ -417,6 +435,15 @@ export class Connection {
 }
 
 const NO_PROPS: Properties = Object.freeze({}) as Properties;
+
+function afterYield(conn: Connection): void {
+  conn.resumeAfterYield(false);
+}
+
+function afterPausedYield(conn: Connection): void {
+  conn.resumeAfterYield(true);
+}
+const NO_IDS: ReadonlySet<number> = new Set();
 
 /** The protocol level byte of a CONNECT in its first bytes, or 0 if they do not reach it. */
 function sniffProtocolLevel(buf: Buffer): number {

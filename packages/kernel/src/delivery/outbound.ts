@@ -23,9 +23,11 @@ export class InflightEntry {
 }
 
 const EMPTY_IDS: readonly number[] = Object.freeze([]);
+const NO_INFLIGHT: ReadonlyMap<number, InflightEntry> = new Map<number, InflightEntry>();
 
 export class Outbound {
-  readonly inflight = new Map<number, InflightEntry>();
+  /** Made on the first QoS 1/2 delivery: many sessions never have one. */
+  #inflight: Map<number, InflightEntry> | null = null;
   readonly queue = new DeliveryQueue();
   /** min(listener max_inflight, client Receive Maximum); set when a connection attaches. */
   window: number;
@@ -110,10 +112,15 @@ export class Outbound {
       return;
     }
     const e = new InflightEntry(id, msg, qos, retain, subIds, 'publish', now);
-    this.inflight.set(id, e);
+    (this.#inflight ??= new Map()).set(id, e);
     this.#k.metrics.gauges.out_inflights.inc();
     if (s.persistent) this.#k.journal.record({ op: 'inflight', clientId: s.clientId, delivery: toInflightSnapshot(e), fromQueue });
     this.#k.publisher.delivered(s, msg, qos);
+  }
+
+  /** Sent QoS 1/2 messages not yet completed, by packet id, in send order. */
+  get inflight(): ReadonlyMap<number, InflightEntry> {
+    return this.#inflight ?? NO_INFLIGHT;
   }
 
   #allocateId(): number {
@@ -165,7 +172,7 @@ export class Outbound {
       const i = this.#resend.indexOf(e);
       if (i >= 0) this.#resend.splice(i, 1);
     }
-    this.inflight.delete(e.packetId);
+    this.#inflight!.delete(e.packetId);
     this.#k.metrics.gauges.out_inflights.dec();
     if (s.persistent) this.#k.journal.record({ op: 'complete', clientId: s.clientId, packetId: e.packetId });
     this.#k.publisher.acked(s, e.message);
@@ -197,7 +204,7 @@ export class Outbound {
       const d = this.queue.peek()!;
       if (d.qos > 0 && this.inflight.size >= this.window) return;
       if (limiter !== null && !limiter.tryTake(1, now)) {
-        this.#drainTimer = setTimeout(this.#resumeDrain, Math.max(1, limiter.waitFor(1, now)));
+        this.#drainTimer = setTimeout(resumeDrain, Math.max(1, limiter.waitFor(1, now)), this);
         this.#drainTimer.unref();
         return;
       }
@@ -213,10 +220,11 @@ export class Outbound {
     }
   }
 
-  readonly #resumeDrain = (): void => {
+  /** The drain timer fired (rate limit): go on draining. */
+  drainTimerFired(): void {
     this.#drainTimer = undefined;
     this.drain();
-  };
+  }
 
   /**
    * Set up for a (new or resumed) connection: window size, then re-send what is inflight with DUP
@@ -255,7 +263,7 @@ export class Outbound {
     }
     if (conn.sendPublish(e.message, e.qos, e.retain, true, e.packetId, e.subscriptionIds, null, now)) return;
     const s = this.#session;
-    this.inflight.delete(e.packetId);
+    this.#inflight!.delete(e.packetId);
     this.#k.metrics.gauges.out_inflights.dec();
     if (s.persistent) this.#k.journal.record({ op: 'complete', clientId: s.clientId, packetId: e.packetId });
     this.#k.publisher.dropped(s.clientId, e.message, 'packet_too_large');
@@ -282,8 +290,8 @@ export class Outbound {
     if (moved) {
       // keep the map in send order: re-sent entries go to the back
       for (const e of moved) {
-        this.inflight.delete(e.packetId);
-        this.inflight.set(e.packetId, e);
+        this.#inflight!.delete(e.packetId);
+        (this.#inflight ??= new Map()).set(e.packetId, e);
       }
     }
   }
@@ -293,14 +301,14 @@ export class Outbound {
     this.detach();
     this.#k.metrics.gauges.out_inflights.dec(this.inflight.size);
     this.#k.metrics.gauges.message_queues.dec(this.queue.length);
-    this.inflight.clear();
+    this.#inflight = null;
     for (const d of this.queue.clear()) this.#k.publisher.dropped(this.#session.clientId, d.message, 'session_terminated');
   }
 
   /** Restore state from a snapshot (session taken over from another node or restored at start-up). */
   restore(inflight: readonly InflightSnapshot[], queued: readonly DeliverySnapshot[]): void {
     for (const i of inflight) {
-      this.inflight.set(i.packetId, new InflightEntry(i.packetId, i.message, i.qos as 1 | 2, i.retain, i.subscriptionIds.length ? i.subscriptionIds : undefined, i.state, 0));
+      (this.#inflight ??= new Map()).set(i.packetId, new InflightEntry(i.packetId, i.message, i.qos as 1 | 2, i.retain, i.subscriptionIds.length ? i.subscriptionIds : undefined, i.state, 0));
       this.#k.metrics.gauges.out_inflights.inc();
     }
     for (const q of queued) {
@@ -316,6 +324,10 @@ export class Outbound {
   queueSnapshot(): DeliverySnapshot[] {
     return this.queue.toArray().map(toDeliverySnapshot);
   }
+}
+
+function resumeDrain(out: Outbound): void {
+  out.drainTimerFired();
 }
 
 function toDeliverySnapshot(d: QueuedDelivery): DeliverySnapshot {

@@ -13,8 +13,11 @@ export class QueuedDelivery {
   ) {}
 }
 
+const NONE: (QueuedDelivery | undefined)[] = [];
+
 export class DeliveryQueue {
-  #buf: (QueuedDelivery | undefined)[] = new Array(8);
+  /** Allocated on the first push (most sessions never queue anything). */
+  #buf: (QueuedDelivery | undefined)[] = NONE;
   #head = 0;
   #len = 0;
 
@@ -46,13 +49,13 @@ export class DeliveryQueue {
     this.#buf[this.#head] = undefined;
     this.#head = (this.#head + 1) & (this.#buf.length - 1);
     this.#len--;
-    if (this.#len === 0 && this.#buf.length > 64) this.#buf = new Array(8);
+    if (this.#len === 0 && this.#buf.length > 64) this.#buf = NONE;
     return d;
   }
 
   clear(): QueuedDelivery[] {
     const out = this.toArray();
-    this.#buf = new Array(8);
+    this.#buf = NONE;
     this.#head = 0;
     this.#len = 0;
     return out;
@@ -67,7 +70,7 @@ export class DeliveryQueue {
   #grow(): void {
     const old = this.#buf;
     const n = old.length;
-    const next: (QueuedDelivery | undefined)[] = new Array(n * 2);
+    const next: (QueuedDelivery | undefined)[] = new Array(n === 0 ? 8 : n * 2);
     for (let i = 0; i < this.#len; i++) next[i] = old[(this.#head + i) & (n - 1)];
     this.#buf = next;
     this.#head = 0;

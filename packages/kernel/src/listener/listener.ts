@@ -189,9 +189,7 @@ export class MqttListener {
       return;
     }
     this.#sockets++;
-    socket.once('close', () => {
-      this.#sockets--;
-    });
+    socket.on('close', this.#socketClosed);
     // errors (ECONNRESET, ...) are followed by 'close', which is what the rest of the broker handles
     socket.on('error', noop);
     socket.setNoDelay(this.config.nodelay);
@@ -204,6 +202,10 @@ export class MqttListener {
     }
     this.#admit(socket, since);
   }
+
+  readonly #socketClosed = (): void => {
+    this.#sockets--;
+  };
 
   #mustWait(): boolean {
     if (this.#waiting.length > 0) return true;
@@ -252,6 +254,12 @@ export class MqttListener {
 
   /** Admitted: the PROXY header (if any), then the type's layer; the handshake clock keeps running. */
   #admit(socket: Socket, since: number): void {
+    if (this.#inner === undefined && !this.config.proxyProtocol) {
+      // plain TCP: the Connection starts now and its handshake timeout runs from `since`
+      this.#open(socket, 'tcp', undefined, since);
+      socket.resume();
+      return;
+    }
     const p = new Pending(socket, since);
     this.#pending.set(socket, p);
     this.#unsettled.add(p);
@@ -298,15 +306,17 @@ export class MqttListener {
     if (p.done) return;
     p.done = true;
     this.#unsettled.delete(p);
+    this.#pending.delete(p.socket);
     if (p.timer !== undefined) clearTimeout(p.timer);
+    p.timer = undefined;
     this.#preHandshake--;
     if (this.#waiting.length > 0) this.admitWaiting();
   }
 
   /** The MQTT layer begins: a Connection, which takes over the handshake bookkeeping. */
-  #open(socket: Socket, kind: 'tcp' | 'tls' | 'ws' | 'wss', ws?: WebSocket): void {
-    const p = this.#findPending(socket);
-    const since = p?.since ?? Date.now();
+  #open(socket: Socket, kind: 'tcp' | 'tls' | 'ws' | 'wss', ws?: WebSocket, acceptedAt?: number): void {
+    const p = acceptedAt === undefined ? this.#findPending(socket) : undefined;
+    const since = acceptedAt ?? p?.since ?? Date.now();
     if (p !== undefined) this.#settle(p);
     const remote = p?.remote;
     const transport = ws !== undefined ? new WsTransport(ws, socket, kind as 'ws' | 'wss', remote) : new SocketTransport(socket, kind as 'tcp' | 'tls', remote);

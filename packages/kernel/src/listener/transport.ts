@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 
 export interface TransportEvents {
   onData(chunk: Buffer): void;
-  onClose(hadError: boolean): void;
+  onClose(): void;
   onDrain(): void;
 }
 
@@ -68,10 +68,12 @@ export class SocketTransport implements Transport {
   }
 
   bind(events: TransportEvents): void {
-    const s = this.#socket;
-    s.on('data', events.onData);
-    s.on('drain', events.onDrain);
-    s.on('close', events.onClose);
+    const s = this.#socket as Socket & { [EVENTS]?: TransportEvents };
+    // one set of module-level handlers for every socket (no closures per connection)
+    s[EVENTS] = events;
+    s.on('data', onSocketData);
+    s.on('drain', onSocketDrain);
+    s.on('close', onSocketClose);
     // errors (ECONNRESET, EPIPE, ...) are followed by 'close'; the connection handles that
     s.on('error', noop);
   }
@@ -82,15 +84,16 @@ export class SocketTransport implements Transport {
     if (!this.#corked) {
       this.#corked = true;
       s.cork();
-      process.nextTick(this.#uncork);
+      process.nextTick(uncorkTransport, this);
     }
     s.write(buf);
   }
 
-  readonly #uncork = (): void => {
+  /** End of the tick: what was written goes out in one batch. */
+  uncork(): void {
     this.#corked = false;
     this.#socket.uncork();
-  };
+  }
 
   pause(): void {
     this.#socket.pause();
@@ -153,9 +156,9 @@ export class WsTransport implements Transport {
       }
       events.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
     });
-    this.#ws.on('close', () => events.onClose(false));
+    this.#ws.on('close', () => events.onClose());
     this.#ws.on('error', noop);
-    this.#socket.on('drain', events.onDrain);
+    this.#socket.on('drain', () => events.onDrain());
   }
 
   write(buf: Buffer): void {
@@ -201,3 +204,19 @@ export class WsTransport implements Transport {
 }
 
 function noop(): void {}
+
+const EVENTS = Symbol('rmqtt.transportEvents');
+type EventSocket = Socket & { [EVENTS]: TransportEvents };
+
+function onSocketData(this: EventSocket, chunk: Buffer): void {
+  this[EVENTS].onData(chunk);
+}
+function onSocketDrain(this: EventSocket): void {
+  this[EVENTS].onDrain();
+}
+function onSocketClose(this: EventSocket): void {
+  this[EVENTS].onClose();
+}
+function uncorkTransport(t: SocketTransport): void {
+  t.uncork();
+}

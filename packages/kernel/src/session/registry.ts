@@ -140,7 +140,7 @@ export class SessionRegistry {
     const k = this.#k;
     const s = new Session(k, snap.connectInfo, listener, snap.expiryInterval, snap.createdAt);
     s.disconnectedAt = snap.disconnectedAt ?? now;
-    for (const id of snap.awaitingRel) s.awaitingRel.add(id);
+    for (const id of snap.awaitingRel) s.addAwaitingRel(id);
     k.metrics.gauges.in_inflights.inc(snap.awaitingRel.length);
     s.out.restore(snap.inflight, snap.queued);
     this.#sessions.set(s.clientId, s);
@@ -216,7 +216,7 @@ export class SessionRegistry {
     removeAllSubscriptions(k, s);
     s.out.clear();
     k.metrics.gauges.in_inflights.dec(s.awaitingRel.size);
-    s.awaitingRel.clear();
+    s.clearAwaitingRel();
     const will = s.pendingWill;
     s.pendingWill = undefined;
     if (will !== undefined && !moved) k.publisher.publishWill(s, will);

@@ -32,6 +32,9 @@ export class SessionSubscription {
   }
 }
 
+const EMPTY_MAP: ReadonlyMap<string, never> = new Map<string, never>();
+const EMPTY_SET: ReadonlySet<number> = new Set<number>();
+
 /** The ClientInfo view of a session handed to hooks; reads the live session. */
 class SessionClientInfo implements ClientInfo {
   readonly #s: Session;
@@ -69,14 +72,15 @@ export class Session {
   connectInfo: ConnectInfo;
   listener: ListenerConfig;
   superuser = false;
-  attributes = new Map<string, unknown>();
   conn: Connection | null = null;
   connectedAt = 0;
   /** Session Expiry Interval in force, seconds (NEVER_EXPIRES = never). */
   expiryInterval: number;
-  readonly subscriptions = new Map<string, SessionSubscription>();
-  /** Inbound QoS 2 packet ids answered with PUBREC, waiting for PUBREL [MQTT-4.3.3-10]. */
-  readonly awaitingRel = new Set<number>();
+  // Collections most idle connections never use are made on first write: thousands of idle clients
+  // would otherwise each hold empty hash tables.
+  #subscriptions: Map<string, SessionSubscription> | null = null;
+  #awaitingRel: Set<number> | null = null;
+  #attributes: Map<string, unknown> | null = null;
   disconnectedAt: number | undefined;
   disconnectReason: string | undefined;
   expiryDeadline: DeadlineHandle | undefined;
@@ -100,6 +104,42 @@ export class Session {
     this.createdAt = now;
     this.info = new SessionClientInfo(this);
     this.out = new Outbound(this, kernel);
+  }
+
+  /** Subscriptions by the filter the client used (read-only view; see setSubscription). */
+  get subscriptions(): ReadonlyMap<string, SessionSubscription> {
+    return this.#subscriptions ?? EMPTY_MAP;
+  }
+  setSubscription(raw: string, sub: SessionSubscription): void {
+    (this.#subscriptions ??= new Map()).set(raw, sub);
+  }
+  deleteSubscription(raw: string): boolean {
+    return this.#subscriptions?.delete(raw) ?? false;
+  }
+  clearSubscriptions(): void {
+    this.#subscriptions = null;
+  }
+
+  /** Inbound QoS 2 packet ids answered with PUBREC, waiting for PUBREL [MQTT-4.3.3-10]. */
+  get awaitingRel(): ReadonlySet<number> {
+    return this.#awaitingRel ?? EMPTY_SET;
+  }
+  addAwaitingRel(packetId: number): void {
+    (this.#awaitingRel ??= new Set()).add(packetId);
+  }
+  deleteAwaitingRel(packetId: number): boolean {
+    return this.#awaitingRel?.delete(packetId) ?? false;
+  }
+  clearAwaitingRel(): void {
+    this.#awaitingRel = null;
+  }
+
+  /** Attributes plugins attached at authentication. */
+  get attributes(): ReadonlyMap<string, unknown> {
+    return this.#attributes ?? EMPTY_MAP;
+  }
+  setAttribute(key: string, value: unknown): void {
+    (this.#attributes ??= new Map()).set(key, value);
   }
 
   /** Persistent: state is kept after disconnect (and written to the SessionStore). */

@@ -139,7 +139,7 @@ export function addSubscription(
   const route = new KernelRoute(s.clientId, filter, options, s, deliverIf);
   k.ext.router.add(route);
   const sub = new SessionSubscription(raw, route, deliverIf);
-  s.subscriptions.set(raw, sub);
+  s.setSubscription(raw, sub);
   k.metrics.counters[C['session.subscribed']]!++;
   if (s.persistent) k.journal.record({ op: 'subscribe', clientId: s.clientId, subscription: { rawFilter: raw, options } });
   if (k.hooks.has('session.subscribed')) {
@@ -152,7 +152,7 @@ export function addSubscription(
 export function removeSubscription(k: Kernel, s: Session, raw: string): boolean {
   const sub = s.subscriptions.get(raw);
   if (sub === undefined) return false;
-  s.subscriptions.delete(raw);
+  s.deleteSubscription(raw);
   k.ext.router.remove(s.clientId, sub.filter, sub.options.shareGroup);
   if (sub.options.limit !== undefined) k.limits.release(sub.filter, s.clientId);
   k.metrics.gauges.subscriptions.dec();
@@ -170,7 +170,7 @@ export function removeAllSubscriptions(k: Kernel, s: Session): void {
     k.metrics.gauges.subscriptions.dec();
     if (sub.options.shareGroup !== undefined) k.metrics.gauges.subscriptions_shared.dec();
   }
-  s.subscriptions.clear();
+  s.clearSubscriptions();
 }
 
 /** Subscriptions of a restored session go back into the route table as they were granted. */
@@ -181,7 +181,7 @@ export function restoreSubscriptions(k: Kernel, s: Session, subs: readonly Subsc
     if (sub.options.limit !== undefined) k.limits.tryAcquire(parsed.filter, s.clientId, sub.options.limit);
     const route = new KernelRoute(s.clientId, parsed.filter, sub.options, s, undefined);
     k.ext.router.add(route);
-    s.subscriptions.set(sub.rawFilter, new SessionSubscription(sub.rawFilter, route, undefined));
+    s.setSubscription(sub.rawFilter, new SessionSubscription(sub.rawFilter, route, undefined));
     k.metrics.gauges.subscriptions.inc();
     if (sub.options.shareGroup !== undefined) k.metrics.gauges.subscriptions_shared.inc();
   }

@@ -187,7 +187,7 @@ export async function completeConnect(
   const s = opened.session;
   const present = opened.present;
   s.superuser = superuser;
-  if (attributes !== undefined) for (const [key, value] of Object.entries(attributes)) s.attributes.set(key, value);
+  if (attributes !== undefined) for (const [key, value] of Object.entries(attributes)) s.setAttribute(key, value);
   conn.session = s;
   conn.state = 'connected';
   k.connections.connected(conn);

@@ -102,8 +102,8 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
 
   if (p.qos === 1) conn.pendingQos1++;
   else if (p.qos === 2) {
-    s.awaitingRel.add(p.packetId!);
-    conn.inboundQos2.add(p.packetId!);
+    s.addAwaitingRel(p.packetId!);
+    conn.addInboundQos2(p.packetId!);
     k.metrics.gauges.in_inflights.inc();
   }
   const r = k.publisher.publish(msg, s.info, s.superuser, delay);
@@ -117,9 +117,9 @@ function acknowledge(conn: Connection, p: PublishPacket, o: PublishOutcome): voi
   const s = conn.session;
   if (p.qos === 1) conn.pendingQos1--;
   // a refused QoS 2 message was never accepted: its packet id must not look like a duplicate later
-  if (!o.allowed && p.qos === 2 && s !== null && s.awaitingRel.delete(p.packetId!)) {
+  if (!o.allowed && p.qos === 2 && s !== null && s.deleteAwaitingRel(p.packetId!)) {
     conn.kernel.metrics.gauges.in_inflights.dec();
-    conn.inboundQos2.delete(p.packetId!);
+    conn.deleteInboundQos2(p.packetId!);
   }
   if (conn.closed) return;
   if (!o.allowed) {

@@ -5,8 +5,8 @@ import type { Connection } from '../connection.js';
 
 export function handlePubrel(conn: Connection, p: AckPacket): void {
   const s = conn.session!;
-  conn.inboundQos2.delete(p.packetId);
-  if (s.awaitingRel.delete(p.packetId)) {
+  conn.deleteInboundQos2(p.packetId);
+  if (s.deleteAwaitingRel(p.packetId)) {
     conn.kernel.metrics.gauges.in_inflights.dec();
     if (s.persistent) conn.kernel.journal.record({ op: 'awaitRel', clientId: s.clientId, packetId: p.packetId, pending: false });
     conn.sendAck(7, p.packetId, ReasonCode.Success);
