@@ -55,10 +55,22 @@ export class SessionRegistry {
    * detached: the connection is attached only when its CONNACK goes out (attach), so nothing is
    * written to it before that.
    */
-  async open(conn: Connection, info: ConnectInfo, expiryInterval: number): Promise<OpenResult> {
+  open(conn: Connection, info: ConnectInfo, expiryInterval: number): OpenResult | Promise<OpenResult> {
+    const existing = this.#sessions.get(info.clientId);
+    if (existing !== undefined) return this.#open(conn, info, expiryInterval, existing);
+    // another node may hold it (a cluster transport answers asynchronously; the local one at once)
+    const node = this.#k.ext.cluster.locate(info.clientId);
+    if (node instanceof Promise) {
+      return node.then((n) => this.#fromNode(n, info, conn.listener)).then((s) => this.#open(conn, info, expiryInterval, s));
+    }
+    if (node !== undefined && node !== this.#k.nodeId) {
+      return this.#fromNode(node, info, conn.listener).then((s) => this.#open(conn, info, expiryInterval, s));
+    }
+    return this.#open(conn, info, expiryInterval, undefined);
+  }
+
+  #open(conn: Connection, info: ConnectInfo, expiryInterval: number, existing: Session | undefined): OpenResult {
     const k = this.#k;
-    let existing = this.#sessions.get(info.clientId);
-    if (existing === undefined) existing = await this.#fromCluster(info, conn.listener);
     let present = false;
     let session: Session | undefined;
     if (existing !== undefined) {
@@ -126,11 +138,12 @@ export class SessionRegistry {
     else this.#scheduleExpiry(s, now);
   }
 
-  async #fromCluster(info: ConnectInfo, listener: ListenerConfig): Promise<Session | undefined> {
-    const cluster = this.#k.ext.cluster;
-    const node = await cluster.locate(info.clientId);
+  async #fromNode(node: number | undefined, info: ConnectInfo, listener: ListenerConfig): Promise<Session | undefined> {
     if (node === undefined || node === this.#k.nodeId) return undefined;
-    const snap = await cluster.takeover(info.clientId, node);
+    // the session may have arrived here meanwhile
+    const here = this.#sessions.get(info.clientId);
+    if (here !== undefined) return here;
+    const snap = await this.#k.ext.cluster.takeover(info.clientId, node);
     if (snap === undefined) return undefined;
     return this.restore(snap, listener, Date.now());
   }

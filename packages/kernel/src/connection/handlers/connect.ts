@@ -10,10 +10,12 @@ import type { ConnectPacket, Properties } from '../../codec/packets.js';
 import { C } from '../../metrics/metrics.js';
 import { messagePropertiesOf } from '../../publish/message-properties.js';
 import { effectiveSessionExpiry } from '../../session/expiry.js';
+import type { OpenResult } from '../../session/registry.js';
 import type { Connection } from '../connection.js';
 import { beginEnhancedAuth } from './auth.js';
 
 const DENY: AuthResult = Object.freeze({ result: 'deny' });
+const ALLOW: AuthResult = Object.freeze({ result: 'allow' });
 
 export function handleConnect(conn: Connection, p: ConnectPacket): void | Promise<void> {
   const k = conn.kernel;
@@ -120,33 +122,43 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
     certCommonName: t.certCommonName,
   };
 
+  // Everything below stays synchronous while every hook and extension answers synchronously: a
+  // CONNECT then costs no promise and no pause of the socket.
   const hooks = k.hooks;
   const observed = hooks.has('client.connect') ? hooks.observe('client.connect', { connectInfo: info }) : undefined;
-  if (v5 && props.authenticationMethod !== undefined) {
-    return Promise.resolve(observed).then(() => beginEnhancedAuth(conn, info, props, expiry));
+  if (observed instanceof Promise) return observed.then(() => afterConnectHook(conn, info, props, expiry));
+  return afterConnectHook(conn, info, props, expiry);
+}
+
+function afterConnectHook(conn: Connection, info: ConnectInfo, props: Properties, expiry: number): void | Promise<void> {
+  if (conn.version === 5 && props.authenticationMethod !== undefined) return beginEnhancedAuth(conn, info, props, expiry);
+  const auth = authenticate(conn, info);
+  if (auth instanceof Promise) {
+    return auth.then((a) => (a === undefined ? undefined : completeConnect(conn, info, expiry, a.superuser === true, a.attributes)));
   }
-  return Promise.resolve(observed)
-    .then(() => authenticate(conn, info))
-    .then((auth) => {
-      if (auth === undefined) return;
-      return completeConnect(conn, info, expiry, auth.superuser === true, auth.attributes);
-    });
+  if (auth === undefined) return;
+  return completeConnect(conn, info, expiry, auth.superuser === true, auth.attributes);
 }
 
 /**
  * Authentication: the client.authenticate handlers decide (a client without a username too); when none
- * decides, allow_anonymous does. Resolves undefined when the connection was refused.
+ * decides, allow_anonymous does. Gives undefined when the connection was refused.
  */
-async function authenticate(conn: Connection, info: ConnectInfo): Promise<AuthResult | undefined> {
+function authenticate(conn: Connection, info: ConnectInfo): AuthResult | undefined | Promise<AuthResult | undefined> {
   const k = conn.kernel;
-  const L = conn.listener;
   k.metrics.counters[C['client.authenticate']]!++;
-  let decision: AuthResult | undefined;
-  if (k.hooks.has('client.authenticate')) decision = await k.hooks.decide('client.authenticate', { connectInfo: info }, undefined, DENY);
+  if (!k.hooks.has('client.authenticate')) return judge(conn, info, undefined);
+  const decision = k.hooks.decide('client.authenticate', { connectInfo: info }, undefined, DENY);
+  if (decision instanceof Promise) return decision.then((d) => judge(conn, info, d));
+  return judge(conn, info, decision);
+}
+
+function judge(conn: Connection, info: ConnectInfo, decision: AuthResult | undefined): AuthResult | undefined {
+  const k = conn.kernel;
   if (conn.closed) return undefined;
   if (decision === undefined) {
     if (info.username === undefined) k.metrics.counters[C['client.auth.anonymous']]!++;
-    if (L.allowAnonymous) return { result: 'allow' };
+    if (conn.listener.allowAnonymous) return ALLOW;
     if (info.username === undefined) k.metrics.counters[C['client.auth.anonymous.error']]!++;
     k.metrics.counters[C['client.connack.auth.error']]!++;
     refuse(conn, ReasonCode.NotAuthorized, 'not authorized', info);
@@ -160,29 +172,60 @@ async function authenticate(conn: Connection, info: ConnectInfo): Promise<AuthRe
   return decision;
 }
 
-/** Authentication succeeded: the session, CONNACK, and what follows it. */
-export async function completeConnect(
+/** Authentication succeeded: the session (under the client id's lock), CONNACK, and what follows it. */
+export function completeConnect(
   conn: Connection,
   info: ConnectInfo,
   expiry: number,
   superuser: boolean,
   attributes: Record<string, unknown> | undefined,
   authProps?: Properties,
-): Promise<void> {
-  const k = conn.kernel;
-  const L = conn.listener;
-  const unlock = await k.ext.cluster.lock(info.clientId);
-  let opened;
-  try {
-    if (conn.closed) return;
-    opened = await k.sessions.open(conn, info, expiry);
+): void | Promise<void> {
+  const lock = conn.kernel.ext.cluster.lock(info.clientId);
+  const go = (unlock: () => void): void | Promise<void> => {
     if (conn.closed) {
-      // the client went away while its session was opened
-      k.sessions.abandon(opened.session);
+      unlock();
       return;
     }
-  } finally {
+    let opened: OpenResult | Promise<OpenResult>;
+    try {
+      opened = conn.kernel.sessions.open(conn, info, expiry);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+    if (opened instanceof Promise) {
+      return opened.then(
+        (o) => {
+          unlock();
+          finishConnect(conn, info, o, superuser, attributes, authProps);
+        },
+        (err: unknown) => {
+          unlock();
+          throw err;
+        },
+      );
+    }
     unlock();
+    finishConnect(conn, info, opened, superuser, attributes, authProps);
+  };
+  return lock instanceof Promise ? lock.then(go) : go(lock);
+}
+
+function finishConnect(
+  conn: Connection,
+  info: ConnectInfo,
+  opened: OpenResult,
+  superuser: boolean,
+  attributes: Record<string, unknown> | undefined,
+  authProps: Properties | undefined,
+): void {
+  const k = conn.kernel;
+  const L = conn.listener;
+  if (conn.closed) {
+    // the client went away while its session was opened
+    k.sessions.abandon(opened.session);
+    return;
   }
   const s = opened.session;
   const present = opened.present;
