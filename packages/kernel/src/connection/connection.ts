@@ -344,6 +344,11 @@ export class Connection {
     if (this.closed) return;
     if (this.version !== 5) {
       if (reasonCode === ReasonCode.MalformedPacket || reasonCode === ReasonCode.ProtocolError) return;
+      if (reasonCode === 0) {
+        // the common answer, encoded once
+        this.transport.write(sessionPresent ? CONNACK_V3_PRESENT : CONNACK_V3_NEW);
+        return;
+      }
       reasonCode = connackCodeForV3(reasonCode);
       properties = NO_PROPS;
     }
@@ -444,6 +449,8 @@ function afterPausedYield(conn: Connection): void {
   conn.resumeAfterYield(true);
 }
 const NO_IDS: ReadonlySet<number> = new Set();
+const CONNACK_V3_NEW = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+const CONNACK_V3_PRESENT = Buffer.from([0x20, 0x02, 0x01, 0x00]);
 
 /** The protocol level byte of a CONNECT in its first bytes, or 0 if they do not reach it. */
 function sniffProtocolLevel(buf: Buffer): number {

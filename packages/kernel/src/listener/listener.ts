@@ -24,6 +24,20 @@ import { SocketTransport, WsTransport } from './transport.js';
 
 const WS_PROTOCOLS = new Set(['mqtt', 'mqttv3.1']);
 
+/**
+ * TCP keepalive probes start after the system's idle time. Passed explicitly: without it Node asks for an
+ * idle time of 0, which the kernel refuses (one failed system call per connection).
+ */
+const KEEPALIVE_IDLE_MS = ((): number => {
+  try {
+    const s = Number(readFileSync('/proc/sys/net/ipv4/tcp_keepalive_time', 'utf8').trim());
+    if (Number.isInteger(s) && s > 0) return s * 1000;
+  } catch {
+    // not Linux
+  }
+  return 7_200_000;
+})();
+
 /** RLIMIT_NOFILE of this process (Linux), or undefined where it cannot be read. */
 export function openFileLimit(): number | undefined {
   try {
@@ -193,7 +207,7 @@ export class MqttListener {
     // errors (ECONNRESET, ...) are followed by 'close', which is what the rest of the broker handles
     socket.on('error', noop);
     socket.setNoDelay(this.config.nodelay);
-    if (this.config.tcpKeepalive) socket.setKeepAlive(true);
+    if (this.config.tcpKeepalive) socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     const since = Date.now();
     if (this.#mustWait()) {
       this.#waiting.push({ socket, since });

@@ -49,7 +49,7 @@ function certCn(socket: Socket): string | undefined {
 export class SocketTransport implements Transport {
   readonly kind: 'tcp' | 'tls';
   readonly remote: SocketAddress;
-  readonly local: SocketAddress;
+  #local: SocketAddress | undefined;
   readonly certCommonName: string | undefined;
   readonly #socket: Socket;
   #corked = false;
@@ -59,8 +59,13 @@ export class SocketTransport implements Transport {
     this.#socket = socket;
     this.kind = kind;
     this.remote = remote ?? { ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    this.local = { ip: normalizeIp(socket.localAddress), port: socket.localPort ?? 0 };
     this.certCommonName = kind === 'tls' ? certCn(socket) : undefined;
+  }
+
+  /** Read when first asked for (a system call most connections never need). */
+  get local(): SocketAddress {
+    const s = this.#socket;
+    return (this.#local ??= { ip: normalizeIp(s.localAddress), port: s.localPort ?? 0 });
   }
 
   get writableLength(): number {

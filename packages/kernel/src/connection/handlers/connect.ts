@@ -97,7 +97,9 @@ export function handleConnect(conn: Connection, p: ConnectPacket): void | Promis
     node: k.nodeId,
     listener: L.name,
     remoteAddr: t.remote,
-    localAddr: t.local,
+    get localAddr() {
+      return t.local;
+    },
     clientId,
     clientIdAssigned: assigned,
     username: L.certCnAsUsername && t.certCommonName !== undefined ? t.certCommonName : p.username,
