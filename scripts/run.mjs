@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { has, installDebianPackages as installDebian } from './debian.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM_VERSION = '10.34.9';
@@ -18,10 +19,6 @@ const DEBIAN_BINARIES = { mosquitto: '/usr/sbin/mosquitto', 'mosquitto-clients':
 
 function log(msg) {
   process.stderr.write(`[rmqtt-ts] ${msg}\n`);
-}
-
-function has(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
 /** pnpm from the PATH when it is the pinned major, else through npx (no global install needed). */
@@ -47,19 +44,7 @@ function installAndBuild() {
 }
 
 function installDebianPackages() {
-  const missing = DEBIAN_PACKAGES.filter((p) => !existsSync(DEBIAN_BINARIES[p]));
-  if (missing.length === 0) return;
-  const root_ = process.getuid?.() === 0;
-  const sudo = root_ ? [] : has('sudo') ? ['sudo', '-n'] : null;
-  if (sudo === null || !has('apt-get')) {
-    log(`cannot install ${missing.join(', ')} (needs apt-get as root); tests that use them will fail`);
-    return;
-  }
-  log(`installing ${missing.join(', ')}`);
-  const run = (args) => spawnSync(sudo[0] ?? args[0], sudo.length ? [...sudo.slice(1), ...args] : args.slice(1), { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  run(['apt-get', 'update', '-qq']);
-  const r = run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing]);
-  if (r.status !== 0) log(`apt-get install failed (exit ${r.status}); tests that use ${missing.join(', ')} will fail`);
+  installDebian(DEBIAN_PACKAGES, DEBIAN_BINARIES, { log, usedBy: 'tests' });
 }
 
 function summary(reportFile) {
