@@ -108,7 +108,8 @@ export class MqttListener {
   async start(): Promise<void> {
     const cfg = this.config;
     this.#inner = this.#createInner();
-    const server = createNetServer({ pauseOnConnect: true }, (s) => this.#accept(s));
+    // sockets start reading at once; only one that must wait for admission is paused
+    const server = createNetServer({ pauseOnConnect: false }, (s) => this.#accept(s));
     this.#server = server;
     server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
     await new Promise<void>((resolve, reject) => {
@@ -210,6 +211,7 @@ export class MqttListener {
     if (this.config.tcpKeepalive) socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     const since = Date.now();
     if (this.#mustWait()) {
+      socket.pause();
       this.#waiting.push({ socket, since });
       this.#scheduleWaiting(this.#rate?.waitFor(1) ?? 100);
       return;
@@ -271,7 +273,7 @@ export class MqttListener {
     if (this.#inner === undefined && !this.config.proxyProtocol) {
       // plain TCP: the Connection starts now and its handshake timeout runs from `since`
       this.#open(socket, 'tcp', undefined, since);
-      socket.resume();
+      if (socket.isPaused()) socket.resume();
       return;
     }
     const p = new Pending(socket, since);
@@ -308,11 +310,11 @@ export class MqttListener {
     const inner = this.#inner;
     if (inner === undefined) {
       this.#open(socket, 'tcp');
-      socket.resume();
+      if (socket.isPaused()) socket.resume();
       return;
     }
     // the TLS / HTTP layer reads from here on; the pending record follows the socket it will see
-    socket.resume();
+    if (socket.isPaused()) socket.resume();
     inner.emit('connection', socket);
   }
 
