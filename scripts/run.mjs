@@ -60,7 +60,8 @@ const [command, ...rest] = process.argv.slice(2);
 if (command === 'start') {
   installAndBuild();
   const args = rest.length > 0 ? rest : ['-f', 'configs/rmqtt.toml'];
-  const child = spawn(process.execPath, [join(root, 'apps/rmqtt/dist/cli.js'), ...args], { cwd: root, stdio: 'inherit' });
+  // run the command itself: its first line carries the Node.js flags the broker runs with
+  const child = spawn(join(root, 'apps/rmqtt/dist/cli.js'), args, { cwd: root, stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else if (command === 'test') {

@@ -28,7 +28,8 @@ export function brokerCommand(name, { root, benchDir, port = '<port>', confPath 
   let argv;
   let cwd;
   if (name === 'rmqtt-ts') {
-    argv = [process.execPath, join(root, 'apps/rmqtt/dist/cli.js'), ...RMQTT_CONFIG_ARGS, ...extraArgs];
+    // the command as installed: its first line carries the Node.js flags the broker runs with
+    argv = [join(root, 'apps/rmqtt/dist/cli.js'), ...RMQTT_CONFIG_ARGS, ...extraArgs];
     cwd = root;
   } else if (name === 'mosquitto') {
     argv = [existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto', '-c', confPath];
