@@ -68,7 +68,7 @@ export class Outbound {
   #expired(msg: Message, now: number): boolean {
     if (msg.expiresAt !== 0 && msg.expiresAt <= now) return true;
     const hooks = this.#k.hooks;
-    if (!hooks.has('message.expiryCheck')) return false;
+    if (!hooks.active['message.expiryCheck']) return false;
     return hooks.decide('message.expiryCheck', { clientId: this.#session.clientId, message: msg, now }, undefined) === true;
   }
 
@@ -91,7 +91,7 @@ export class Outbound {
     if (s.persistent) {
       this.#k.journal.record({ op: 'enqueue', clientId: s.clientId, delivery: toDeliverySnapshot(d) });
     }
-    if (s.conn === null && this.#k.hooks.has('offline.message')) {
+    if (s.conn === null && this.#k.hooks.active['offline.message']) {
       this.#k.hooks.observe('offline.message', { clientId: s.clientId, message: d.message });
     }
   }

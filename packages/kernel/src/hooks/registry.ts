@@ -41,9 +41,15 @@ export class HookRegistry {
   /** Enabled handlers per hook, in run order; rebuilt on every change. */
   readonly #active = new Map<HookName, Active>();
   readonly #logger: Logger;
+  /**
+   * Whether each hook has an enabled handler, as plain fields: the per-delivery paths read
+   * `hooks.active['message.delivered']` instead of a map lookup.
+   */
+  readonly active: { [N in HookName]: boolean };
 
   constructor(logger: Logger) {
     this.#logger = logger;
+    this.active = Object.fromEntries(Object.keys(HOOKS).map((n) => [n, false])) as { [N in HookName]: boolean };
   }
 
   /** A registrar bound to one owner (plugin name). Handlers start disabled. */
@@ -107,6 +113,7 @@ export class HookRegistry {
     const list = this.#all.get(name) ?? [];
     const active = list.filter((e) => e.enabled);
     this.#active.set(name, active.length === 0 ? EMPTY : Object.freeze(active));
+    this.active[name] = active.length > 0;
   }
 
   #logFailure(e: Entry, err: unknown): void {

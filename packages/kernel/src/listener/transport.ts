@@ -52,7 +52,9 @@ export class SocketTransport implements Transport {
   #local: SocketAddress | undefined;
   readonly certCommonName: string | undefined;
   readonly #socket: Socket;
-  #corked = false;
+  /** What was written this tick: nothing, one buffer (the common case), or several. */
+  #pending: Buffer | Buffer[] | null = null;
+  #pendingBytes = 0;
   #ending = false;
 
   constructor(socket: Socket, kind: 'tcp' | 'tls', remote?: SocketAddress) {
@@ -69,7 +71,7 @@ export class SocketTransport implements Transport {
   }
 
   get writableLength(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + this.#pendingBytes;
   }
 
   bind(events: TransportEvents): void {
@@ -83,21 +85,40 @@ export class SocketTransport implements Transport {
     s.on('error', noop);
   }
 
+  /**
+   * Held until the end of the tick. One flush for every transport written to in the tick (a fan-out
+   * to a thousand subscribers schedules one callback, not a thousand), and a lone buffer goes straight
+   * to the socket without stream corking.
+   */
   write(buf: Buffer): void {
-    const s = this.#socket;
-    if (s.destroyed || this.#ending) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      s.cork();
-      process.nextTick(uncorkTransport, this);
+    if (this.#ending || this.#socket.destroyed) return;
+    const p = this.#pending;
+    if (p === null) {
+      this.#pending = buf;
+      scheduleFlush(this);
+    } else if (Array.isArray(p)) {
+      p.push(buf);
+    } else {
+      this.#pending = [p, buf];
     }
-    s.write(buf);
+    this.#pendingBytes += buf.length;
   }
 
-  /** End of the tick: what was written goes out in one batch. */
-  uncork(): void {
-    this.#corked = false;
-    this.#socket.uncork();
+  /** Hand what was written this tick to the socket. */
+  flush(): void {
+    const p = this.#pending;
+    if (p === null) return;
+    this.#pending = null;
+    this.#pendingBytes = 0;
+    const s = this.#socket;
+    if (s.destroyed) return;
+    if (!Array.isArray(p)) {
+      s.write(p);
+      return;
+    }
+    s.cork();
+    for (let i = 0; i < p.length; i++) s.write(p[i]!);
+    s.uncork();
   }
 
   pause(): void {
@@ -110,12 +131,9 @@ export class SocketTransport implements Transport {
 
   end(): void {
     if (this.#ending) return;
+    this.flush();
     this.#ending = true;
     const s = this.#socket;
-    if (this.#corked) {
-      this.#corked = false;
-      s.uncork();
-    }
     s.end();
     // a peer that never closes its side must not hold the socket forever
     setTimeout(() => s.destroy(), 2000).unref();
@@ -222,6 +240,21 @@ function onSocketDrain(this: EventSocket): void {
 function onSocketClose(this: EventSocket): void {
   this[EVENTS].onClose();
 }
-function uncorkTransport(t: SocketTransport): void {
-  t.uncork();
+/** Transports written to in this tick, flushed together at its end. */
+let dirty: SocketTransport[] = [];
+let flushScheduled = false;
+
+function scheduleFlush(t: SocketTransport): void {
+  dirty.push(t);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    process.nextTick(flushAll);
+  }
+}
+
+function flushAll(): void {
+  flushScheduled = false;
+  const list = dirty;
+  dirty = [];
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
 }

@@ -71,7 +71,7 @@ export class Publisher {
    */
   publish(msg: Message, client: ClientInfo | undefined, superuser: boolean, delaySeconds = 0): PublishOutcome | Promise<PublishOutcome> {
     const k = this.#k;
-    if (!superuser && k.hooks.has('message.publishCheckAcl')) {
+    if (!superuser && k.hooks.active['message.publishCheckAcl']) {
       k.metrics.counters[C['client.publish.check.acl']]!++;
       const r = k.hooks.decide('message.publishCheckAcl', { client, message: msg }, undefined, DENY);
       if (r instanceof Promise) return r.then((acl) => this.#afterAcl(msg, client, acl, delaySeconds));
@@ -86,7 +86,7 @@ export class Publisher {
       return { allowed: false, matched: 0, reasonCode: acl.reasonCode ?? ReasonCode.NotAuthorized, disconnect: acl.disconnect === true };
     }
     const hooks = this.#k.hooks;
-    if (hooks.has('message.publish')) {
+    if (hooks.active['message.publish']) {
       const t = hooks.transform('message.publish', msg, { client });
       if (t instanceof Promise) return t.then((m) => this.#accepted(m, delay));
       return this.#accepted(t, delay);
@@ -125,7 +125,7 @@ export class Publisher {
       k.metrics.counters[C['messages.nonsubscribed']]!++;
       const ni = this.#nonsubIdx[msg.from.type]!;
       if (ni >= 0) k.metrics.counters[ni]!++;
-      if (k.hooks.has('message.nonsubscribed')) k.hooks.observe('message.nonsubscribed', { message: msg });
+      if (k.hooks.active['message.nonsubscribed']) k.hooks.observe('message.nonsubscribed', { message: msg });
     }
     const ms = k.ext.messageStore;
     if (ms !== null) this.#safely('message store', () => ms.store(msg));
@@ -259,7 +259,7 @@ export class Publisher {
     k.metrics.counters[C['messages.delivered']]!++;
     const i = this.#deliveredIdx[msg.from.type]!;
     if (i >= 0) k.metrics.counters[i]!++;
-    if (k.hooks.has('message.delivered')) k.hooks.observe('message.delivered', { client: s.info, message: msg, qos });
+    if (k.hooks.active['message.delivered']) k.hooks.observe('message.delivered', { client: s.info, message: msg, qos });
   }
 
   acked(s: Session, msg: Message): void {
@@ -267,7 +267,7 @@ export class Publisher {
     k.metrics.counters[C['messages.acked']]!++;
     const i = this.#ackedIdx[msg.from.type]!;
     if (i >= 0) k.metrics.counters[i]!++;
-    if (k.hooks.has('message.acked')) k.hooks.observe('message.acked', { client: s.info, message: msg });
+    if (k.hooks.active['message.acked']) k.hooks.observe('message.acked', { client: s.info, message: msg });
   }
 
   dropped(clientId: string | undefined, msg: Message, reason: DropReason): void {
@@ -275,7 +275,7 @@ export class Publisher {
     k.metrics.counters[C['messages.dropped']]!++;
     const i = DROPPED_INDEX.get(reason);
     if (i !== undefined) k.metrics.counters[i]!++;
-    if (k.hooks.has('message.dropped')) k.hooks.observe('message.dropped', { clientId, message: msg, reason });
+    if (k.hooks.active['message.dropped']) k.hooks.observe('message.dropped', { clientId, message: msg, reason });
   }
 
   // ---- what a new subscription receives ----

@@ -6,7 +6,7 @@ const PINGRESP = Buffer.from([0xd0, 0x00]);
 export function handlePingreq(conn: Connection): void {
   conn.transport.write(PINGRESP);
   const hooks = conn.kernel.hooks;
-  if (conn.session !== null && hooks.has('client.keepalive')) {
+  if (conn.session !== null && hooks.active['client.keepalive']) {
     hooks.observe('client.keepalive', { client: conn.session.info, isPing: true });
   }
 }
