@@ -38,6 +38,23 @@ const KEEPALIVE_IDLE_MS = ((): number => {
   return 7_200_000;
 })();
 
+/**
+ * On Linux an accepted socket is a copy of the listening socket's options, SO_KEEPALIVE and the probe
+ * timings included, so setting them once on the listener spares four system calls per connection. Node
+ * offers no public call for a server socket; its handle's own setKeepAlive is used when present, and
+ * anything else (another OS, a handle without it, an error) falls back to setting each accepted socket.
+ */
+function setListenerKeepalive(server: NetServer): boolean {
+  if (process.platform !== 'linux') return false;
+  const handle = (server as unknown as { _handle?: { setKeepAlive?: (on: boolean, delaySecs: number) => number } })._handle;
+  if (typeof handle?.setKeepAlive !== 'function') return false;
+  try {
+    return handle.setKeepAlive(true, Math.floor(KEEPALIVE_IDLE_MS / 1000)) === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** RLIMIT_NOFILE of this process (Linux), or undefined where it cannot be read. */
 export function openFileLimit(): number | undefined {
   try {
@@ -82,6 +99,8 @@ export class MqttListener {
   #sockets = 0;
   /** Admitted sockets without a Connection yet (they count as handshaking). */
   #preHandshake = 0;
+  /** Accepted sockets inherit TCP keepalive from the listening socket (Linux): no system calls per accept. */
+  #keepaliveInherited = false;
   readonly #pending = new WeakMap<Duplex, Pending>();
   /** The same records, to close them at shutdown. */
   readonly #unsettled = new Set<Pending>();
@@ -120,6 +139,7 @@ export class MqttListener {
         resolve();
       });
     });
+    if (cfg.tcpKeepalive) this.#keepaliveInherited = setListenerKeepalive(server);
   }
 
   #tlsOptions(): TlsOptions {
@@ -208,7 +228,7 @@ export class MqttListener {
     // errors (ECONNRESET, ...) are followed by 'close', which is what the rest of the broker handles
     socket.on('error', noop);
     socket.setNoDelay(this.config.nodelay);
-    if (this.config.tcpKeepalive) socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
+    if (this.config.tcpKeepalive && !this.#keepaliveInherited) socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     const since = Date.now();
     if (this.#mustWait()) {
       socket.pause();
