@@ -538,10 +538,12 @@ describe('mqtt.max_sessions', () => {
     await b?.stop();
   });
 
-  it('a new v5 client id beyond max_sessions gets CONNACK 0x88, then close', async () => {
+  it('a new v5 client id beyond max_sessions gets CONNACK 0x88, then close (counted as client.connack.unavailable.error)', async () => {
+    const before = b.broker.metrics.get('client.connack.unavailable.error');
     const { client, connack } = await connectTracked(pool, port, { protocolVersion: 5, clientId: 'ms-new5' });
     expect(connack.reasonCode).toBe(0x88);
     expect(await client.expectClose()).toEqual([]);
+    expect(b.broker.metrics.get('client.connack.unavailable.error')).toBe(before + 1);
   });
 
   it('a new v3.1.1 client id beyond max_sessions gets CONNACK 0x03, then close', async () => {

@@ -127,6 +127,10 @@ export class Broker implements Kernel {
           listenerExpiryS: input.expirySeconds,
           from: { type: input.from?.type ?? 'system', clientId: input.from?.clientId ?? input.clientId ?? 'system', username: input.from?.username, ip: input.from?.ip },
         }),
+      publish: async (message) => {
+        const r = await this.publisher.publish(message, undefined, true);
+        return { matched: r.matched };
+      },
     };
     this.plugins = new PluginManager({
       hooks: this.hooks,

@@ -50,7 +50,7 @@ export class KernelControl implements ControlApi {
       createdAt: s.createdAt,
       keepalive: info.keepalive,
       cleanStart: info.cleanStart,
-      sessionPresent: s.createdAt < s.connectedAt,
+      sessionPresent: s.sessionPresent,
       expiryInterval: s.expiryInterval,
       subscriptionsCount: s.subscriptions.size,
       subscriptionsMax: s.listener.maxSubscriptions,

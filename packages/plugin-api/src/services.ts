@@ -143,4 +143,10 @@ export interface BrokerServices {
   readonly cluster: ClusterServices;
   /** Make a message object as the kernel would for a publish (id, times, expiry). */
   createMessage(input: AdminPublish & { from?: Partial<Message['from']> }): Message;
+  /**
+   * Route a message made with createMessage as the broker's own (`$SYS` topics, bridges): no publish
+   * ACL, the message.publish transform hooks run, retained when `retain` is set and a retain store is
+   * present. Resolves with the number of sessions on this node that got it.
+   */
+  publish(message: Message): Promise<{ matched: number }>;
 }

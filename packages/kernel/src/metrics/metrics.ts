@@ -12,6 +12,7 @@ export const COUNTER_NAMES = [
   'client.connack',
   'client.connack.error',
   'client.connack.auth.error',
+  'client.connack.unavailable.error',
   'client.connect',
   'client.connected',
   'client.disconnected',

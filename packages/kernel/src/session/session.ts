@@ -74,6 +74,8 @@ export class Session {
   superuser = false;
   conn: Connection | null = null;
   connectedAt = 0;
+  /** Session Present of the last CONNACK: the session existed before the client's last connect. */
+  sessionPresent = false;
   /** Session Expiry Interval in force, seconds (NEVER_EXPIRES = never). */
   expiryInterval: number;
   // Collections most idle connections never use are made on first write: thousands of idle clients

@@ -143,7 +143,8 @@ export function addSubscription(
   k.metrics.counters[C['session.subscribed']]!++;
   if (s.persistent) k.journal.record({ op: 'subscribe', clientId: s.clientId, subscription: { rawFilter: raw, options } });
   if (k.hooks.has('session.subscribed')) {
-    void k.hooks.observe('session.subscribed', { client: s.info, subscription: { clientId: s.clientId, filter: raw, options } });
+    // the filter without $share/{group}/, $limit/n/ or $exclusive/ (the options carry those)
+    void k.hooks.observe('session.subscribed', { client: s.info, subscription: { clientId: s.clientId, filter, options } });
   }
   return sub;
 }

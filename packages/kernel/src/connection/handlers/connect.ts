@@ -232,6 +232,7 @@ function finishConnect(
   const s = opened.session;
   const present = opened.present;
   s.superuser = superuser;
+  s.sessionPresent = present;
   if (attributes !== undefined) for (const [key, value] of Object.entries(attributes)) s.setAttribute(key, value);
   conn.session = s;
   conn.state = 'connected';
@@ -266,6 +267,7 @@ function finishConnect(
 export function refuse(conn: Connection, code: number, message: string, info?: ConnectInfo): void {
   const k = conn.kernel;
   k.metrics.counters[C['client.connack.error']]!++;
+  if (code === ReasonCode.ServerUnavailable) k.metrics.counters[C['client.connack.unavailable.error']]!++;
   conn.sendConnack(false, code, conn.reasonProps(code, message, true));
   if (info !== undefined && k.hooks.has('client.connack')) {
     void k.hooks.observe('client.connack', { connectInfo: info, reasonCode: code, sessionPresent: false });
