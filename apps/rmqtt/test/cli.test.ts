@@ -140,7 +140,7 @@ const LOOPBACK = {
   RMQTT_LISTENER__TCP__EXTERNAL__ADDR: '127.0.0.1:0',
   RMQTT_LISTENER__TCP__INTERNAL__ADDR: '127.0.0.1:0',
   RMQTT_LISTENER__WS__EXTERNAL__ADDR: '127.0.0.1:0',
-  // should an http-api plugin be installed later, keep it off the fixed default port
+  // the HTTP API the shipped config starts: off its fixed default port
   RMQTT_PLUGIN_HTTP_API__HTTP_LADDR: '127.0.0.1:0',
 };
 
@@ -303,7 +303,7 @@ describe('RMQTT’s own rmqtt.toml', () => {
     mkdirSync(join(cwd, 'rmqtt-bin'));
     await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(cwd, 'rmqtt-bin/rmqtt.key'), '-out', join(cwd, 'rmqtt-bin/rmqtt.pem'), '-days', '2', '-subj', '/CN=localhost']);
     mkdirSync(join(cwd, 'rmqtt-plugins'));
-    for (const f of ['rmqtt-retainer.toml', 'rmqtt-shared-subscription.toml']) copyFileSync(join(RMQTT_REFERENCE, 'plugins', f), join(cwd, 'rmqtt-plugins', f));
+    for (const f of ['rmqtt-retainer.toml', 'rmqtt-shared-subscription.toml', 'rmqtt-http-api.toml']) copyFileSync(join(RMQTT_REFERENCE, 'plugins', f), join(cwd, 'rmqtt-plugins', f));
 
     const r = await start(['-f', 'rmqtt.toml'], {
       ...LOOPBACK,
@@ -323,9 +323,11 @@ describe('RMQTT’s own rmqtt.toml', () => {
     for (const key of ['task.exec_workers', 'node.busy.check_enable', 'rpc.server_addr', 'listener.tls.external.cert_subject_dn_as_username', 'listener.quic.external']) {
       expect(w).toContain(key);
     }
-    // the plugin files it names load unchanged; the HTTP API plugin is not shipped yet and only warned about
-    expect(r.lines.filter((l) => l.msg === 'plugin started').map((l) => l['plugin'])).toEqual(['retainer', 'shared-subscription']);
-    expect(r.lines.some((l) => l.level === 40 && l['plugin'] === 'rmqtt-http-api')).toBe(true);
+    // the plugin files it names load unchanged; the HTTP API's history storage is named in its own warning
+    expect(r.lines.filter((l) => l.msg === 'plugin started').map((l) => l['plugin'])).toEqual(['retainer', 'shared-subscription', 'http-api']);
+    const apiWarning = r.lines.find((l) => l.level === 40 && l['plugin'] === 'http-api' && String(l.msg).includes('not implemented'));
+    expect(String(apiWarning?.msg)).toContain('storage.type');
+    expect(String(r.lines.find((l) => l.msg === 'http api listening')?.['addr'])).toMatch(/^127\.0\.0\.1:\d+$/);
     const listening = r.lines.filter((l) => l.msg === 'listening').map((l) => l['listener']).sort();
     expect(listening).toEqual(['tcp.external', 'tcp.internal', 'tls.external', 'ws.external', 'wss.external']);
 
@@ -346,6 +348,24 @@ describe('the shipped configs/rmqtt.toml', () => {
     }
     expect(r.lines.find((l) => l.msg === 'plugins.default_startups')?.['plugins']).toEqual(['rmqtt-acl', 'rmqtt-retainer', 'rmqtt-shared-subscription', 'rmqtt-http-api']);
     expect(r.stderr()).toBe('');
+  });
+
+  it('answers GET /api/v1/plugins with the plugins and their states, and loads sys-topic on request', async () => {
+    const r = await start(['-f', SHIPPED], LOOPBACK);
+    const addr = String(r.lines.find((l) => l.msg === 'http api listening')?.['addr']);
+    expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
+    const res = await fetch(`http://${addr}/api/v1/plugins`);
+    expect(res.status).toBe(200);
+    const [node] = (await res.json()) as { node: number; plugins: { name: string; active: boolean; immutable: boolean }[] }[];
+    expect(node!.node).toBe(1);
+    const active = node!.plugins.filter((p) => p.active).map((p) => p.name);
+    expect(active.sort()).toEqual(['http-api', 'retainer', 'shared-subscription']);
+    // installed beside the broker but not started at boot: loaded by name
+    const load = await fetch(`http://${addr}/api/v1/plugins/1/rmqtt-sys-topic/load`, { method: 'PUT' });
+    expect(load.status).toBe(200);
+    expect(await load.json()).toBe(true);
+    const sys = (await (await fetch(`http://${addr}/api/v1/plugins/1/sys-topic`)).json()) as { active: boolean };
+    expect(sys.active).toBe(true);
   });
 
   it('serves MQTT 3.1.1 to mosquitto_sub and mosquitto_pub', async () => {
