@@ -7,7 +7,7 @@ import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSyn
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BROKERS, brokerCommand, mosquittoConf, startBroker } from './lib/brokers.mjs';
+import { BROKERS, RMQTT_PLUGIN_ENV, brokerCommand, mosquittoConf, startBroker } from './lib/brokers.mjs';
 import { CASE_NAMES, buildCases, fill, selectCases, showArgs } from './lib/cases.mjs';
 import {
   TICKS_PER_S,
@@ -265,6 +265,11 @@ async function main() {
 
   const shipped = tomlKeys(join(root, 'configs/rmqtt.toml'));
   const overrides = [...tomlKeys(join(benchDir, 'rmqtt-bench.toml'))].map(([key, value]) => ({ key, value, shipped: shipped.get(key) }));
+  const shippedHttpApi = tomlKeys(join(root, 'configs/plugins/rmqtt-http-api.toml'));
+  for (const [variable, value] of Object.entries(RMQTT_PLUGIN_ENV)) {
+    const key = variable.replace(/^RMQTT_PLUGIN_HTTP_API__/, '').toLowerCase();
+    overrides.push({ key: `${key} (rmqtt-http-api, environment ${variable})`, value: JSON.stringify(value), shipped: shippedHttpApi.get(key) });
+  }
   const commands = {
     brokers: [
       ...(brokers.includes('rmqtt-ts')

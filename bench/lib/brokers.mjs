@@ -21,6 +21,13 @@ log_dest none
 const RMQTT_CONFIG_ARGS = ['-f', 'configs/rmqtt.toml', '-f', 'bench/rmqtt-bench.toml'];
 
 /**
+ * Plugin settings the bench changes, as environment variables (a plugin's config file lives in
+ * configs/plugins/, which the bench leaves as shipped): only addresses, so that the HTTP API of every
+ * broker run gets a free loopback port.
+ */
+export const RMQTT_PLUGIN_ENV = { RMQTT_PLUGIN_HTTP_API__HTTP_LADDR: '127.0.0.1:0' };
+
+/**
  * The command of a broker: { cwd, argv (exec'd by sh), shell (the full sh -c line) }.
  * `port` is a placeholder for display when not known; `extraArgs` are appended (rmqtt-ts only).
  */
@@ -40,7 +47,8 @@ export function brokerCommand(name, { root, benchDir, port = '<port>', confPath 
   } else {
     throw new Error(`unknown broker ${name}`);
   }
-  const inner = `ulimit -n 20000; exec ${argv.map(shq).join(' ')}`;
+  const env = name === 'rmqtt-ts' ? Object.entries(RMQTT_PLUGIN_ENV).map(([k, v]) => `${k}=${shq(v)} `).join('') : '';
+  const inner = `ulimit -n 20000; ${env}exec ${argv.map(shq).join(' ')}`;
   return { cwd, argv, inner, shell: `sh -c ${shq(inner)}` };
 }
 

@@ -318,7 +318,7 @@ export function reportMarkdown({ env, opts, started, finished, overrides, comman
   L.push('');
   L.push('## rmqtt-ts configuration overrides');
   L.push('');
-  L.push('`configs/rmqtt.toml` (shipped) layered with `bench/rmqtt-bench.toml`; these are all the keys the bench file sets:');
+  L.push('`configs/rmqtt.toml` (shipped) layered with `bench/rmqtt-bench.toml`; these are all the keys the bench file sets, and the plugin settings it sets by environment variable:');
   L.push('');
   L.push('| key | bench value | shipped value |');
   L.push('| --- | --- | --- |');
