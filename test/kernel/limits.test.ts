@@ -57,6 +57,18 @@ describe('max_connections', () => {
     expect(b.broker.metrics.get('client.connection.refused')).toBe(refusedBefore + 1);
   });
 
+  it('a socket arriving at the limit takes a slot freed within a moment (a client that already left)', async () => {
+    await settled(b);
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await t.connect(b.port('tcp.limited'), { clientId: uid('h') }));
+    const late = t.track(await RawClient.open(b.port('tcp.limited')));
+    late.send(connectBytes(uid('late')));
+    // one of the three goes away just after
+    held[0]!.destroy();
+    const connack = await late.expect(2, 2000);
+    expect(connack.reasonCode).toBe(0);
+  });
+
   it('a slot freed by a disconnect is available again', async () => {
     await settled(b);
     const first = await t.connect(b.port('tcp.limited'), { clientId: uid('c') });
@@ -199,8 +211,9 @@ describe('max_conn_rate', () => {
     await b?.stop();
   });
 
-  it('a connection over the rate waits for a token and is then answered with CONNACK 0', async () => {
+  it('a connection over the rate waits for a token and is then answered with CONNACK 0 (counted in client.connection.rate_limited)', async () => {
     const port = b.port('tcp.rate');
+    const limitedBefore = b.broker.metrics.get('client.connection.rate_limited');
     await t.connect(port, { clientId: uid('first') });
     const start = Date.now();
     const second = t.track(await RawClient.open(port));
@@ -211,6 +224,7 @@ describe('max_conn_rate', () => {
     // one token a second
     expect(waited).toBeGreaterThanOrEqual(800);
     expect(waited).toBeLessThan(2000);
+    expect(b.broker.metrics.get('client.connection.rate_limited')).toBeGreaterThan(limitedBefore);
   });
 
   it('a connection that waits for a token past handshake_timeout is closed unanswered', async () => {

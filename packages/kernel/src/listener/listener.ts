@@ -78,6 +78,16 @@ class Pending {
   ) {}
 }
 
+/** How long a socket accepted at max_connections waits for a slot, and how many may wait. */
+const OVER_LIMIT_GRACE_MS = 100;
+const OVER_LIMIT_WAITERS = 64;
+
+interface GraceWaiter {
+  socket: Socket;
+  timer: NodeJS.Timeout | undefined;
+  leave: () => void;
+}
+
 interface Waiting {
   socket: Socket;
   since: number;
@@ -99,6 +109,8 @@ export class MqttListener {
   #sockets = 0;
   /** Admitted sockets without a Connection yet (they count as handshaking). */
   #preHandshake = 0;
+  /** Sockets accepted at max_connections, waiting a moment for a slot. */
+  readonly #graceWaiters: GraceWaiter[] = [];
   /** Accepted sockets inherit TCP keepalive from the listening socket (Linux): no system calls per accept. */
   #keepaliveInherited = false;
   readonly #pending = new WeakMap<Duplex, Pending>();
@@ -218,11 +230,52 @@ export class MqttListener {
   // ---- the front door ----
 
   #accept(socket: Socket): void {
-    if (this.#k.closing || this.#sockets >= this.#maxConnections) {
-      this.#k.metrics.counters[C['client.connection.refused']]!++;
-      socket.destroy();
+    if (this.#k.closing) {
+      this.#refuse(socket);
       return;
     }
+    if (this.#sockets >= this.#maxConnections) {
+      this.#overLimit(socket);
+      return;
+    }
+    this.#take(socket);
+  }
+
+  #refuse(socket: Socket): void {
+    this.#k.metrics.counters[C['client.connection.refused']]!++;
+    socket.destroy();
+  }
+
+  /**
+   * At max_connections a new socket gets a short grace: sockets whose clients have already left may not
+   * have been seen closing yet (after a storm, thousands of them). It takes the first slot freed within
+   * OVER_LIMIT_GRACE_MS, or is closed unanswered; at most OVER_LIMIT_WAITERS wait at once.
+   */
+  #overLimit(socket: Socket): void {
+    if (this.#graceWaiters.length >= OVER_LIMIT_WAITERS) {
+      this.#refuse(socket);
+      return;
+    }
+    socket.pause();
+    const leave = (): void => {
+      const i = this.#graceWaiters.indexOf(w);
+      if (i >= 0) this.#graceWaiters.splice(i, 1);
+      clearTimeout(w.timer);
+    };
+    const w: GraceWaiter = { socket, timer: undefined, leave };
+    // until it is taken or refused: errors are followed by 'close', which ends the wait
+    socket.on('error', noop);
+    w.timer = setTimeout(() => {
+      leave();
+      this.#refuse(socket);
+    }, OVER_LIMIT_GRACE_MS);
+    w.timer.unref();
+    socket.once('close', leave);
+    this.#graceWaiters.push(w);
+  }
+
+  /** A counted socket: limits, options, then admission. */
+  #take(socket: Socket): void {
     this.#sockets++;
     socket.on('close', this.#socketClosed);
     // errors (ECONNRESET, ...) are followed by 'close', which is what the rest of the broker handles
@@ -241,13 +294,23 @@ export class MqttListener {
 
   readonly #socketClosed = (): void => {
     this.#sockets--;
+    // a slot is free: the oldest socket waiting at the limit takes it
+    const w = this.#graceWaiters.shift();
+    if (w !== undefined) {
+      clearTimeout(w.timer);
+      w.socket.removeListener('close', w.leave);
+      w.socket.removeListener('error', noop);
+      if (!w.socket.destroyed && !this.#k.closing) this.#take(w.socket);
+    }
   };
 
   #mustWait(): boolean {
     if (this.#waiting.length > 0) return true;
     const limit = this.config.maxHandshakingLimit;
     if (limit > 0 && this.#handshaking() >= limit) return true;
-    return this.#rate !== null && !this.#rate.tryTake(1);
+    if (this.#rate === null || this.#rate.tryTake(1)) return false;
+    this.#k.metrics.counters[C['client.connection.rate_limited']]!++;
+    return true;
   }
 
   #handshaking(): number {
@@ -380,6 +443,10 @@ export class MqttListener {
   async stop(): Promise<void> {
     if (this.#waitTimer) clearTimeout(this.#waitTimer);
     for (const w of this.#waiting.splice(0)) w.socket.destroy();
+    for (const w of this.#graceWaiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.socket.destroy();
+    }
     for (const p of [...this.#unsettled]) p.socket.destroy();
     this.#wss?.close();
     const server = this.#server;

@@ -70,6 +70,7 @@ export const COUNTER_NAMES = [
   'client.connection.refused',
   'client.protocol.error',
   'client.rate_limited',
+  'client.connection.rate_limited',
   'client.keepalive.timeout',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
