@@ -17,7 +17,10 @@ export const CASE_NAMES = ['A', 'A19k', 'A50k', 'B', 'B-noplugins', 'C', 'C30', 
 /**
  * @param {{ quick: boolean, longSeconds: number }} opts
  */
-export function buildCases({ quick, longSeconds }) {
+export function buildCases({ quick, longSeconds, runs }) {
+  // B and B-noplugins price the default plugins against each other: a 10% budget measured with B's
+  // run-to-run spread needs more than three runs for steady medians
+  const pairRuns = quick ? undefined : Math.max(5, runs ?? 3);
   const d = String(quick ? 5 : 20);
   const hold = String(quick ? 2 : 5);
   const tail = ['--pid', '{pid}', '--quiet'];
@@ -58,6 +61,7 @@ export function buildCases({ quick, longSeconds }) {
       throughput: true,
       zeroLoss: true,
       group: 'B',
+      runs: pairRuns,
       args: pubsub(B),
     },
     {
@@ -68,6 +72,7 @@ export function buildCases({ quick, longSeconds }) {
       group: 'B',
       only: ['rmqtt-ts'],
       brokerArgs: ['--plugins-default-startups'],
+      runs: pairRuns,
       args: pubsub(B),
     },
     {

@@ -359,7 +359,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     const [node] = (await res.json()) as { node: number; plugins: { name: string; active: boolean; immutable: boolean }[] }[];
     expect(node!.node).toBe(1);
     const active = node!.plugins.filter((p) => p.active).map((p) => p.name);
-    expect(active.sort()).toEqual(['http-api', 'retainer', 'shared-subscription']);
+    expect(active.sort()).toEqual(['acl', 'http-api', 'retainer', 'shared-subscription']);
     // installed beside the broker but not started at boot: loaded by name
     const load = await fetch(`http://${addr}/api/v1/plugins/1/rmqtt-sys-topic/load`, { method: 'PUT' });
     expect(load.status).toBe(200);
