@@ -76,7 +76,9 @@ export function buildApp(api: ApiContext): FastifyInstance {
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const token = api.config().http_bearer_token;
-    if (token === null || token === '' || !req.url.startsWith('/api/v1')) return;
+    // every request: this server serves nothing but the API, and a check by URL prefix could be
+    // side-stepped by an encoding of the path that the router decodes
+    if (token === null || token === '') return;
     if (!tokenMatches(req.headers.authorization, token)) {
       return reply.code(401).send({ code: 'ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' });
     }
@@ -184,8 +186,8 @@ export function buildApp(api: ApiContext): FastifyInstance {
     if (t === undefined) throw new RmqttError('ERR_BAD_REQUEST', `querystring ${name}: expected "YYYY-MM-DD HH:MM:SS" or unix seconds, got "${text}"`);
     return t;
   };
-  route('GET', '/clients', 'search_clients', 'Clients and their sessions, filtered', clientQuery, async (req) => {
-    const q = req.query as ClientQuery;
+  /** The clients a /clients query selects, at most _limit (capped by max_row_limit). */
+  const searchClients = (q: ClientQuery): ClientSummary[] => {
     const gteCreated = timeFilter('_gte_created_at', q._gte_created_at);
     const lteCreated = timeFilter('_lte_created_at', q._lte_created_at);
     const gteConnected = timeFilter('_gte_connected_at', q._gte_connected_at);
@@ -207,12 +209,21 @@ export function buildApp(api: ApiContext): FastifyInstance {
       (lteConnected === undefined || c.connectedAt <= lteConnected) &&
       (q._gte_mqueue_len === undefined || c.mqueueLen >= q._gte_mqueue_len) &&
       (q._lte_mqueue_len === undefined || c.mqueueLen <= q._lte_mqueue_len);
-    const out: Record<string, unknown>[] = [];
+    const out: ClientSummary[] = [];
     for (const c of control.clients()) {
       if (out.length >= limit) break;
-      if (keep(c)) out.push(clientJson(c));
+      if (keep(c)) out.push(c);
     }
     return out;
+  };
+  route('GET', '/clients', 'search_clients', 'Clients and their sessions, filtered', clientQuery, async (req) => searchClients(req.query as ClientQuery).map(clientJson));
+  route('GET', '/clients/offlines', 'search_offlines', 'Offline sessions, filtered as /clients', clientQuery, async (req) => {
+    return searchClients({ ...(req.query as ClientQuery), connected: false }).map(clientJson);
+  });
+  route('DELETE', '/clients/offlines', 'kick_offlines', 'End the offline sessions a /clients filter selects', clientQuery, async (req) => {
+    let count = 0;
+    for (const c of searchClients({ ...(req.query as ClientQuery), connected: false })) if (await control.kick(c.clientId)) count++;
+    return { count };
   });
   const clientParam = params({ clientid: { type: 'string', minLength: 1 } });
   const known = (clientId: string): ClientSummary => {

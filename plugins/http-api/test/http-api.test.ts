@@ -11,9 +11,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { MqttClient } from 'mqtt';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { definePlugin } from '@rmqtt-ts/plugin-api';
 import retainer from '@rmqtt-ts/plugin-retainer';
 import sysTopic from '@rmqtt-ts/plugin-sys-topic';
-import { connectClient, endClient, recorder, startBroker, subscribe, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
+import { connectClient, denyPublishTo, endClient, recorder, startBroker, subscribe, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
 import httpApi from '../src/index.js';
 
 /** The node id the expectations below name (the shipped config's; the built-in default is 0). */
@@ -25,6 +26,9 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 
 const dirs: string[] = [];
 const clients: MqttClient[] = [];
+
+/** An immutable plugin, as storage and cluster plugins are: it starts only at boot. */
+const immutable = definePlugin({ name: 'test-immutable', apiVersion: '^1.0.0', immutable: true, create: () => ({}) });
 
 /** A plugins dir with the http-api on a free loopback port (plus any other files). */
 function pluginsDir(httpApiToml = '', others: Record<string, string> = {}): string {
@@ -97,7 +101,7 @@ describe('http-api', () => {
   let b: TestBroker;
 
   beforeAll(async () => {
-    b = await startBroker({ config: NODE_1, plugins: [httpApi, retainer, sysTopic], startups: ['http-api', 'retainer'], pluginsDir: pluginsDir() });
+    b = await startBroker({ config: NODE_1, plugins: [httpApi, retainer, sysTopic, denyPublishTo('secret/'), immutable], startups: ['http-api', 'retainer', 'test-deny-publish', 'test-immutable'], pluginsDir: pluginsDir() });
   });
   afterAll(async () => {
     await b?.stop();
@@ -247,6 +251,21 @@ describe('http-api', () => {
       await expectError(call(b, 'DELETE', `/clients/${id}`), 404);
     });
 
+    it('GET /clients/offlines lists offline sessions; DELETE /clients/offlines ends them', async () => {
+      const tag = uniqueId('offl');
+      for (const n of ['a', 'b']) {
+        await endClient(await connectClient(b.url(), { clientId: `${tag}-${n}`, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } }));
+      }
+      await client(b, { clientId: `${tag}-online`, protocolVersion: 5 });
+      const offline = (await get(b, `/clients/offlines?_like_clientid=${tag}`)) as { clientid: string; connected: boolean }[];
+      expect(offline.map((c) => c.clientid).sort()).toEqual([`${tag}-a`, `${tag}-b`]);
+      expect(offline.every((c) => !c.connected)).toBe(true);
+      const del = await call(b, 'DELETE', `/clients/offlines?_like_clientid=${tag}`);
+      expect(del.status).toBe(200);
+      expect(del.json()).toEqual({ count: 2 });
+      expect((await get(b, `/clients?_like_clientid=${tag}`)) as { clientid: string }[]).toEqual([expect.objectContaining({ clientid: `${tag}-online` })]);
+    });
+
     it('client ids with /, + and # are path segments when encoded', async () => {
       const id = `${uniqueId('odd')}/a+b#c`;
       await client(b, { clientId: id, protocolVersion: 5 });
@@ -354,6 +373,20 @@ describe('http-api', () => {
       expect(m.packet.properties?.messageExpiryInterval).toBeGreaterThan(90);
     });
 
+    it("POST /mqtt/publish with a client's id passes that client's publish ACL; without one it publishes as the system", async () => {
+      const id = uniqueId('acl');
+      await client(b, { clientId: id, protocolVersion: 5 });
+      const sub = await client(b, { protocolVersion: 5 });
+      const rec = recorder(sub);
+      await subscribe(sub, 'secret/#');
+      const publishedBefore = b.broker.metrics.get('messages.publish');
+      await expectError(call(b, 'POST', '/mqtt/publish', { body: { topic: 'secret/x', payload: 'no', clientid: id } }), 401, 'ERR_NOT_AUTHORIZED');
+      expect(b.broker.metrics.get('messages.publish')).toBe(publishedBefore);
+      expect((await call(b, 'POST', '/mqtt/publish', { body: { topic: 'secret/x', payload: 'yes' } })).status).toBe(200);
+      expect((await rec.next()).payload.toString()).toBe('yes');
+      expect(rec.messages).toHaveLength(1);
+    });
+
     it('POST /mqtt/publish refuses bad input', async () => {
       await expectError(call(b, 'POST', '/mqtt/publish', { raw: '{"topic": "a", "payload": ' }), 400);
       await expectError(call(b, 'POST', '/mqtt/publish', { body: { topic: 'a' } }), 400, 'ERR_BAD_REQUEST');
@@ -423,6 +456,13 @@ describe('http-api', () => {
       expect(await get(b, '/plugins/1/retainer')).toMatchObject({ active: true });
     });
 
+    it('an immutable plugin cannot be unloaded or reloaded at run time (409)', async () => {
+      expect(await get(b, '/plugins/1/test-immutable')).toMatchObject({ immutable: true, active: true });
+      await expectError(call(b, 'PUT', '/plugins/1/test-immutable/unload'), 409, 'ERR_PLUGIN_IMMUTABLE');
+      await expectError(call(b, 'PUT', '/plugins/1/test-immutable/config/reload'), 409, 'ERR_PLUGIN_IMMUTABLE');
+      expect(await get(b, '/plugins/1/test-immutable')).toMatchObject({ active: true });
+    });
+
     it('load and unload of an unknown plugin are 404; unloading one that is not started is 409', async () => {
       await expectError(call(b, 'PUT', '/plugins/1/no-such-plugin/load'), 404, 'ERR_PLUGIN_NOT_FOUND');
       await expectError(call(b, 'PUT', '/plugins/1/no-such-plugin/unload'), 404);
@@ -454,6 +494,8 @@ describe('http-api', () => {
       await endClient(await connectClient(b.url(), { clientId: seen }));
       await expect.poll(() => sys.messages.some((m) => m.topic === `$SYS/brokers/1/clients/${seen}/connected`)).toBe(true);
 
+      // a config reload in the middle of the traffic
+      expect((await call(b, 'PUT', '/plugins/1/sys-topic/config/reload')).json()).toBe(true);
       expect((await call(b, 'PUT', '/plugins/1/sys-topic/unload')).json()).toBe(true);
       const unseen = uniqueId('unseen');
       await endClient(await connectClient(b.url(), { clientId: unseen }));
@@ -538,6 +580,11 @@ describe('http-api bearer token', () => {
     await expectError(call(b, 'GET', '/brokers', { headers: { authorization: 'bearer s3cret' } }), 401);
     await expectError(call(b, 'PUT', '/plugins/1/http-api/unload'), 401);
     await expectError(call(b, 'POST', '/mqtt/publish', { body: { topic: 'a', payload: 'x' } }), 401);
+    // a path spelled with percent-encoding is checked too
+    const base = apiBase(b).replace('/api/v1', '');
+    const r = await request(`${base}/%61pi/v1/brokers`);
+    expect(r.statusCode).toBe(401);
+    await r.body.dump();
   });
 
   it('with the token the API answers, and the token is masked in the config', async () => {
