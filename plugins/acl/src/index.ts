@@ -13,6 +13,11 @@ import { AclRules, parseRules } from './rules.js';
 export { configSchema, type AclConfig } from './config.js';
 export { AclRules, parseRules, filtersOverlap } from './rules.js';
 
+// answers that carry nothing per call are made once
+const SUBSCRIBE_ALLOWED = Object.freeze({ result: Object.freeze({ allow: true }), proceed: false });
+const SUBSCRIBE_DENIED = Object.freeze({ result: Object.freeze({ allow: false }), proceed: false });
+const PUBLISH_ALLOWED = Object.freeze({ result: Object.freeze({ allow: true }), proceed: false });
+
 export default definePlugin<AclConfig>({
   name: 'acl',
   apiVersion: '^1.0.0',
@@ -46,9 +51,9 @@ export default definePlugin<AclConfig>({
             const d = acl.subscribe(client, filter);
             if (d.permission === 'deny') {
               stats.subscribe_denied++;
-              return { result: { allow: false }, proceed: false };
+              return SUBSCRIBE_DENIED;
             }
-            return { result: { allow: true, deliverIf: d.deliverIf }, proceed: false };
+            return d.deliverIf === undefined ? SUBSCRIBE_ALLOWED : { result: { allow: true, deliverIf: d.deliverIf }, proceed: false };
           },
           { priority },
         );
@@ -57,7 +62,7 @@ export default definePlugin<AclConfig>({
           ({ client, message }) => {
             // a publish of the HTTP API without a client id is the system's own
             if (client === undefined) return undefined;
-            if (acl.publish(client, message.topic) === 'allow') return { result: { allow: true }, proceed: false };
+            if (acl.publish(client, message.topic) === 'allow') return PUBLISH_ALLOWED;
             stats.publish_denied++;
             return { result: { allow: false, disconnect }, proceed: false };
           },

@@ -235,7 +235,22 @@ export interface ConnectDecision {
 }
 
 export class AclRules {
+  /**
+   * Which rules' `who` match a client, worked out once per CONNECT: a client's connect info does not
+   * change while it is connected, so publishes and subscriptions only look the answer up.
+   */
+  readonly #who = new WeakMap<ConnectInfo, boolean[]>();
+
   constructor(readonly rules: readonly Rule[]) {}
+
+  #whoMatches(r: Rule, info: ConnectInfo): boolean {
+    let m = this.#who.get(info);
+    if (m === undefined) {
+      m = this.rules.map((rule) => whoMatches(rule, info));
+      this.#who.set(info, m);
+    }
+    return m[r.index]!;
+  }
 
   /** First connect/all rule whose `who` matches; undefined = no hit (a denial). */
   connect(info: ConnectInfo): ConnectDecision | undefined {
@@ -250,7 +265,7 @@ export class AclRules {
   publish(client: ClientInfo, topic: string): Permission {
     const info = client.connectInfo;
     for (const r of this.rules) {
-      if (!r.actions.has('publish') || !whoMatches(r, info)) continue;
+      if (!r.actions.has('publish') || !this.#whoMatches(r, info)) continue;
       if (r.topics === undefined) return r.permission;
       for (const m of r.topics) {
         const text = resolve(m, info);
@@ -274,7 +289,7 @@ export class AclRules {
     const info = client.connectInfo;
     let partialDeny = false;
     for (const r of this.rules) {
-      if (!r.actions.has('subscribe') || !whoMatches(r, info)) continue;
+      if (!r.actions.has('subscribe') || !this.#whoMatches(r, info)) continue;
       let decided = r.topics === undefined;
       if (!decided) {
         for (const m of r.topics!) {
@@ -301,7 +316,7 @@ export class AclRules {
   /** For a subscription granted beside a deny: may a message on `topic` reach it? */
   #deliverable(info: ConnectInfo, topic: string): boolean {
     for (const r of this.rules) {
-      if (!r.actions.has('subscribe') || !whoMatches(r, info)) continue;
+      if (!r.actions.has('subscribe') || !this.#whoMatches(r, info)) continue;
       if (r.topics === undefined) return r.permission === 'allow';
       for (const m of r.topics) {
         const text = resolve(m, info);
