@@ -3,7 +3,7 @@
  * `pnpm bench`: rmqtt-ts next to mosquitto and aedes, measured with mqbench, the way
  * ../shared/tools/mqbench/BASELINES.md measured the two reference brokers. See README.md.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import {
   shq,
   sleep,
   spawnTracked,
+  stopChild,
   waitHostIdle,
 } from './lib/proc.mjs';
 import { ratiosSvg, reportMarkdown, summarize, targets } from './lib/report.mjs';
@@ -278,6 +279,14 @@ async function main() {
             ...(selected.some((c) => c.brokerArgs)
               ? [{ label: 'rmqtt-ts without plugins (B-noplugins)', command: `cd ${shq(root)} && ${brokerCommand('rmqtt-ts', { root, benchDir, extraArgs: ['--plugins-default-startups'] }).shell}` }]
               : []),
+            ...(selected.some((c) => c.authHttp)
+              ? [
+                  {
+                    label: 'rmqtt-ts with acl and auth-http (B-auth): raw/b-auth.toml sets plugins.dir to raw/plugins-b-auth/ (configs/plugins/ with auth-http asking bench/auth-server.mjs) and the plugins to start',
+                    command: `cd ${shq(root)} && ${brokerCommand('rmqtt-ts', { root, benchDir, extraArgs: ['-f', 'raw/b-auth.toml'] }).shell}`,
+                  },
+                ]
+              : []),
           ]
         : []),
       ...(brokers.includes('mosquitto') ? [{ label: 'mosquitto (<conf> is raw/<case>-mosquitto-r<n>.mosquitto.conf, below)', command: `cd ${shq(benchDir)} && ${brokerCommand('mosquitto', { root, benchDir, confPath: '<conf>' }).shell}` }] : []),
@@ -293,6 +302,35 @@ async function main() {
   const records = [];
   const save = (rec) => appendFileSync(jsonl, `${JSON.stringify(rec)}\n`);
 
+  /**
+   * B-auth: an auth server (started once, stopped at the end) and a config layered on the bench's that
+   * points plugins.dir at a copy of configs/plugins/ whose rmqtt-auth-http.toml asks that server.
+   */
+  let authArgs;
+  let authServer;
+  async function authHttpArgs() {
+    if (authArgs !== undefined) return authArgs;
+    const server = spawnTracked(process.execPath, [join(benchDir, 'auth-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(Number(out.trim()));
+      });
+      server.once('exit', () => reject(new Error('auth server exited')));
+    });
+    authServer = server;
+    const dir = join(rawDir, 'plugins-b-auth');
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(join(root, 'configs/plugins'))) copyFileSync(join(root, 'configs/plugins', f), join(dir, f));
+    const auth = readFileSync(join(root, 'configs/plugins/rmqtt-auth-http.toml'), 'utf8').replaceAll('http://127.0.0.1:9090/', `http://127.0.0.1:${port}/`);
+    writeFileSync(join(dir, 'rmqtt-auth-http.toml'), auth);
+    const conf = join(rawDir, 'b-auth.toml');
+    writeFileSync(conf, `plugins.dir = ${JSON.stringify(dir)}\nplugins.default_startups = ["rmqtt-acl", "rmqtt-auth-http", "rmqtt-retainer", "rmqtt-shared-subscription", "rmqtt-http-api"]\n`);
+    authArgs = ['-f', conf];
+    return authArgs;
+  }
+
   async function attempt(kase, broker, run, att) {
     const tag = `${kase.name}-${broker}-r${run}${att > 1 ? `-a${att}` : ''}`;
     const rec = { case: kase.name, broker, run, attempt: att, tag, status: 'ok', flags: [] };
@@ -303,7 +341,7 @@ async function main() {
     let b;
     for (let tries = 1; ; tries++) {
       try {
-        b = await startBroker(broker, { root, benchDir, rawDir, tag, extraArgs: kase.brokerArgs ?? [] });
+        b = await startBroker(broker, { root, benchDir, rawDir, tag, extraArgs: kase.authHttp ? await authHttpArgs() : (kase.brokerArgs ?? []) });
         break;
       } catch (err) {
         if (tries < 2 && !interrupted) {
@@ -424,6 +462,7 @@ async function main() {
     }
   }
 
+  if (authServer !== undefined) await stopChild(authServer, 2000);
   const finished = new Date();
   const rows = summarize(selected, records.filter((r) => r.status !== 'interrupted'));
   const targetRows = targets(rows, opts);

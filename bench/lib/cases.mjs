@@ -12,7 +12,7 @@ export const METRIC = {
 };
 
 /** Case names in the order they run and are reported. */
-export const CASE_NAMES = ['A', 'A19k', 'A50k', 'B', 'B-noplugins', 'C', 'C30', 'D', 'E20', 'F', 'B-long'];
+export const CASE_NAMES = ['A', 'A19k', 'A50k', 'B', 'B-noplugins', 'B-auth', 'C', 'C30', 'D', 'E20', 'F', 'B-long'];
 
 /**
  * @param {{ quick: boolean, longSeconds: number }} opts
@@ -73,6 +73,18 @@ export function buildCases({ quick, longSeconds, runs }) {
       only: ['rmqtt-ts'],
       brokerArgs: ['--plugins-default-startups'],
       runs: pairRuns,
+      args: pubsub(B),
+    },
+    {
+      name: 'B-auth',
+      title: 'B with the file ACL and auth-http (an HTTP server answering allow with X-Cache: -1) added to the default plugins',
+      kind: 'pubsub',
+      metric: 'throughput',
+      group: 'B',
+      only: ['rmqtt-ts'],
+      runs: pairRuns,
+      // filled in by the harness: -f <generated config> whose plugins.dir holds auth-http's file
+      authHttp: true,
       args: pubsub(B),
     },
     {

@@ -181,6 +181,10 @@ export function targets(rows, { longSeconds }) {
     const ok = r?.msgs > 0 && n?.msgs > 0;
     const cost = ok ? 1 - r.msgs / n.msgs : undefined;
     add('default plugins cost ≤ 10% (B vs B-noplugins, rmqtt-ts)', ok ? `${fmt(r.msgs)} vs ${fmt(n.msgs)} msgs/s = ${(cost * 100).toFixed(1)}% cost` : '–', ok ? cost <= 0.1 : undefined);
+    const a = find(rows, 'B-auth', 'rmqtt-ts');
+    const okA = a?.msgs > 0 && n?.msgs > 0;
+    const costA = okA ? 1 - a.msgs / n.msgs : undefined;
+    add('default plugins + acl + auth-http (answer cache) cost ≤ 10% (B-auth vs B-noplugins, rmqtt-ts)', okA ? `${fmt(a.msgs)} vs ${fmt(n.msgs)} msgs/s = ${(costA * 100).toFixed(1)}% cost` : '–', okA ? costA <= 0.1 : undefined);
   }
   {
     const r = find(rows, 'A50k', 'rmqtt-ts');

@@ -6,7 +6,16 @@
  * reused. A server that fails is retried with backoff; after that `deny_if_error` decides. Runs at
  * priority 100, before the file ACL (10).
  */
-import { ReasonCode, definePlugin, topicMatches, type ClientInfo, type ConnectInfo } from '@rmqtt-ts/plugin-api';
+import {
+  ReasonCode,
+  definePlugin,
+  topicMatches,
+  type ClientInfo,
+  type ConnectInfo,
+  type HookDecision,
+  type PublishAclResult,
+  type SubscribeAclResult,
+} from '@rmqtt-ts/plugin-api';
 import { configSchema, type AuthHttpConfig } from './config.js';
 import { ask, type Answer, type PresetAcl, type RequestOptions } from './http.js';
 
@@ -20,6 +29,10 @@ interface ClientState {
   /** Cached publish answers by topic: verdict and until when (Infinity = this connection). */
   cache: Map<string, { verdict: 'allow' | 'deny' | 'ignore'; until: number }> | undefined;
 }
+
+const SUB_ALLOW: HookDecision<SubscribeAclResult> = Object.freeze({ result: Object.freeze({ allow: true }), proceed: false });
+const SUB_DENY: HookDecision<SubscribeAclResult> = Object.freeze({ result: Object.freeze({ allow: false }), proceed: false });
+const PUB_ALLOW: HookDecision<PublishAclResult> = Object.freeze({ result: Object.freeze({ allow: true }), proceed: false });
 
 const ACCESS_SUBSCRIBE = '1';
 const ACCESS_PUBLISH = '2';
@@ -69,21 +82,31 @@ export default definePlugin<AuthHttpConfig>({
     };
     const expired = (s: ClientState | undefined): boolean => s?.expireAt !== undefined && Date.now() >= s.expireAt;
 
-    /** The HTTP ACL question for a publish or subscribe, through the preset list and the cache first. */
-    async function aclVerdict(client: ClientInfo, topic: string, action: 'publish' | 'subscribe', qos: number, retain: boolean): Promise<'allow' | 'deny' | 'ignore'> {
+    /**
+     * An answer known without a request — the preset list, or a cached publish answer — or undefined.
+     * Kept synchronous: a publish answered from the cache costs no promise.
+     */
+    function knownVerdict(client: ClientInfo, topic: string, action: 'publish' | 'subscribe', qos: number, retain: boolean): 'allow' | 'deny' | 'ignore' | undefined {
       const ci = client.connectInfo;
       const state = clients.get(ci);
-      for (const p of state?.acl ?? []) if (presetHits(p, ci, topic, action, qos, retain)) return p.permission;
-      const req = ctx.config.http_acl_req;
-      if (req === null) return 'ignore';
+      if (state === undefined) return ctx.config.http_acl_req === null ? 'ignore' : undefined;
+      if (state.acl !== undefined) for (const p of state.acl) if (presetHits(p, ci, topic, action, qos, retain)) return p.permission;
+      if (ctx.config.http_acl_req === null) return 'ignore';
       if (action === 'publish') {
-        const hit = state?.cache?.get(topic);
+        const hit = state.cache?.get(topic);
         if (hit !== undefined && hit.until > Date.now()) {
           stats.acl_cached++;
           return hit.verdict;
         }
       }
-      const a = await ask(req, { ...placeholders(ci), A: action === 'subscribe' ? ACCESS_SUBSCRIBE : ACCESS_PUBLISH, t: topic }, options());
+      return undefined;
+    }
+
+    /** The HTTP ACL question for a publish or subscribe the preset list and the cache did not answer. */
+    async function askAcl(client: ClientInfo, topic: string, action: 'publish' | 'subscribe'): Promise<'allow' | 'deny' | 'ignore'> {
+      const ci = client.connectInfo;
+      const state = clients.get(ci);
+      const a = await ask(ctx.config.http_acl_req!, { ...placeholders(ci), A: action === 'subscribe' ? ACCESS_SUBSCRIBE : ACCESS_PUBLISH, t: topic }, options());
       noteError(a, 'ACL', client.clientId);
       // only publish answers are cached, and only for a client still known (not one that left meanwhile)
       if (action === 'publish' && a.cacheMs !== undefined && a.error === undefined && state !== undefined) {
@@ -92,6 +115,28 @@ export default definePlugin<AuthHttpConfig>({
       }
       return a.verdict;
     }
+
+    const subscribeDecision = (v: 'allow' | 'deny' | 'ignore'): HookDecision<SubscribeAclResult> | undefined => {
+      if (v === 'ignore') {
+        stats.acl_ignore++;
+        return undefined;
+      }
+      if (v === 'deny') stats.acl_deny++;
+      else stats.acl_allow++;
+      return v === 'allow' ? SUB_ALLOW : SUB_DENY;
+    };
+    const publishDecision = (v: 'allow' | 'deny' | 'ignore'): HookDecision<PublishAclResult> | undefined => {
+      if (v === 'ignore') {
+        stats.acl_ignore++;
+        return undefined;
+      }
+      if (v === 'allow') {
+        stats.acl_allow++;
+        return PUB_ALLOW;
+      }
+      stats.acl_deny++;
+      return { result: { allow: false, disconnect: ctx.config.disconnect_if_pub_rejected }, proceed: false };
+    };
 
     return {
       init() {
@@ -118,38 +163,24 @@ export default definePlugin<AuthHttpConfig>({
         );
         ctx.hooks.on(
           'client.subscribeCheckAcl',
-          async ({ client, filter, options: subOptions }) => {
-            const v = await aclVerdict(client, filter, 'subscribe', subOptions.qos, false);
-            if (v === 'ignore') {
-              stats.acl_ignore++;
-              return undefined;
-            }
-            if (v === 'deny') stats.acl_deny++;
-            else stats.acl_allow++;
-            return { result: { allow: v === 'allow' }, proceed: false };
+          ({ client, filter, options: subOptions }) => {
+            const known = knownVerdict(client, filter, 'subscribe', subOptions.qos, false);
+            if (known !== undefined) return subscribeDecision(known);
+            return askAcl(client, filter, 'subscribe').then(subscribeDecision);
           },
           { priority },
         );
         ctx.hooks.on(
           'message.publishCheckAcl',
-          async ({ client, message }) => {
+          ({ client, message }) => {
             if (client === undefined) return undefined;
-            const state = clients.get(client.connectInfo);
-            if (ctx.config.disconnect_if_expiry && expired(state)) {
+            if (ctx.config.disconnect_if_expiry && expired(clients.get(client.connectInfo))) {
               stats.acl_deny++;
               return { result: { allow: false, disconnect: true }, proceed: false };
             }
-            const v = await aclVerdict(client, message.topic, 'publish', message.qos, message.retain);
-            if (v === 'ignore') {
-              stats.acl_ignore++;
-              return undefined;
-            }
-            if (v === 'allow') {
-              stats.acl_allow++;
-              return { result: { allow: true }, proceed: false };
-            }
-            stats.acl_deny++;
-            return { result: { allow: false, disconnect: ctx.config.disconnect_if_pub_rejected }, proceed: false };
+            const known = knownVerdict(client, message.topic, 'publish', message.qos, message.retain);
+            if (known !== undefined) return publishDecision(known);
+            return askAcl(client, message.topic, 'publish').then(publishDecision);
           },
           { priority },
         );
