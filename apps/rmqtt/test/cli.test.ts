@@ -368,6 +368,30 @@ describe('the shipped configs/rmqtt.toml', () => {
     expect(sys.active).toBe(true);
   });
 
+  it('the security plugins start and stop over the HTTP API while it runs', async () => {
+    const r = await start(['-f', SHIPPED], LOOPBACK);
+    const addr = String(r.lines.find((l) => l.msg === 'http api listening')?.['addr']);
+    const put = async (path: string): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(`http://${addr}/api/v1/plugins/1/${path}`, { method: 'PUT' });
+      return { status: res.status, body: await res.json() };
+    };
+    const active = async (name: string): Promise<boolean> => ((await (await fetch(`http://${addr}/api/v1/plugins/1/${name}`)).json()) as { active: boolean }).active;
+    expect(await active('acl')).toBe(true);
+    expect(await put('acl/unload')).toEqual({ status: 200, body: true });
+    expect(await active('acl')).toBe(false);
+    expect(await put('acl/load')).toEqual({ status: 200, body: true });
+    for (const name of ['rmqtt-auth-http', 'rmqtt-web-hook']) {
+      expect(await put(`${name}/load`)).toEqual({ status: 200, body: true });
+      expect(await put(`${name}/unload`)).toEqual({ status: 200, body: true });
+    }
+    // and the broker still serves MQTT
+    const port = r.port('tcp.external');
+    const sub = mosquittoSub(port, 'mqttv311', 'cli/sec/#');
+    await sub.subscribed;
+    await mosquittoPub(port, 'mqttv311', 'cli/sec/a', 'after');
+    expect(payloads((await sub.done).stdout)).toEqual(['after']);
+  });
+
   it('serves MQTT 3.1.1 to mosquitto_sub and mosquitto_pub', async () => {
     const r = await start(['-f', SHIPPED], LOOPBACK);
     const port = r.port('tcp.external');
