@@ -95,3 +95,4 @@ export {
 } from './plugin.js';
 export { ErrorCodes, RmqttError, isRmqttError, type ErrorCode } from './errors.js';
 export { TOKENS, container, inject, injectable, singleton, type DependencyContainer } from './tokens.js';
+export { rmqttTime, subscriptionOptionsJson } from './rmqtt-json.js';

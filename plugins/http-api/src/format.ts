@@ -3,20 +3,11 @@
  * (snake_case names, local "YYYY-MM-DD HH:MM:SS" times, "undefined" for a missing username).
  */
 import { freemem, loadavg, totalmem, uptime as osUptime } from 'node:os';
-import type { ClientSummary, PluginSummary, SubscriptionSummary } from '@rmqtt-ts/plugin-api';
-
-const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+import { rmqttTime, type ClientSummary, type PluginSummary, type SubscriptionSummary } from '@rmqtt-ts/plugin-api';
 
 /** ms since the epoch → "YYYY-MM-DD HH:MM:SS" in local time; "" for 0 / unset. */
 export function formatTime(ms: number | undefined): string {
-  if (ms === undefined || ms <= 0) return '';
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-/** As formatTime, with milliseconds ("…:SS.mmm"). */
-export function formatTimeMs(ms: number): string {
-  return `${formatTime(ms)}.${pad(new Date(ms).getMilliseconds(), 3)}`;
+  return ms === undefined || ms <= 0 ? '' : rmqttTime(ms);
 }
 
 /** RMQTT's uptime text: "5 days 23 hours, 16 minutes, 3 seconds". */

@@ -4,36 +4,17 @@
  * sessions (`session/{clientid}/created|terminated|subscribed|unsubscribed`). Published by the broker
  * itself (origin "system", never retained). It may be stopped and started at run time.
  */
-import { definePlugin, type ClientInfo, type SubscriptionOptions } from '@rmqtt-ts/plugin-api';
+import { definePlugin, rmqttTime, subscriptionOptionsJson, type ClientInfo } from '@rmqtt-ts/plugin-api';
 import { configSchema, type SysTopicConfig } from './config.js';
 
 export { configSchema, type SysTopicConfig } from './config.js';
 
-const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
-
 /** Local "YYYY-MM-DD HH:MM:SS.mmm", as RMQTT's `time` field. */
-export function eventTime(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-}
+export const eventTime = (ms: number): string => rmqttTime(ms, true);
 
 /** A client id as one topic level: `/`, `+`, `#` and `%` percent-encoded, so it cannot add levels or wildcards. */
 export function topicLevel(clientId: string): string {
   return clientId.replace(/[%/+#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
-/** Subscription options as RMQTT writes them (`opts`). */
-function optsJson(o: SubscriptionOptions, v5: boolean): Record<string, unknown> {
-  const out: Record<string, unknown> = { qos: o.qos };
-  if (v5) {
-    out['no_local'] = o.noLocal;
-    out['retain_as_published'] = o.retainAsPublished;
-    out['retain_handling'] = o.retainHandling;
-    if (o.subscriptionId !== undefined) out['id'] = o.subscriptionId;
-  }
-  if (o.shareGroup !== undefined) out['group'] = o.shareGroup;
-  if (o.limit !== undefined) out['limit_subs'] = o.limit;
-  return out;
 }
 
 export default definePlugin<SysTopicConfig>({
@@ -111,7 +92,7 @@ export default definePlugin<SysTopicConfig>({
           publish(`${base}/session/${topicLevel(client.clientId)}/subscribed`, {
             ...who(client),
             topic: subscription.filter,
-            opts: optsJson(subscription.options, client.connectInfo.protoVer === 5),
+            opts: subscriptionOptionsJson(subscription.options, client.connectInfo.protoVer === 5),
             time: eventTime(Date.now()),
           });
         });

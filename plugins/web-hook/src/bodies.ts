@@ -2,14 +2,9 @@
  * RMQTT's web-hook event bodies: snake_case JSON, `time` as local "YYYY-MM-DD HH:MM:SS.mmm", times in ms,
  * "undefined" for a missing username, `ipaddress` as "ip:port", payloads in base64.
  */
-import type { ClientInfo, ConnectInfo, Message, SubscriptionOptions } from '@rmqtt-ts/plugin-api';
+import { rmqttTime, subscriptionOptionsJson, type ClientInfo, type ConnectInfo, type Message, type SubscriptionOptions } from '@rmqtt-ts/plugin-api';
 
-const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
-
-export function eventTime(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-}
+export const eventTime = (ms: number): string => rmqttTime(ms, true);
 
 type Body = Record<string, unknown>;
 
@@ -52,18 +47,7 @@ export function connackText(code: number, protoVer: number): string {
   return V3_CONNACK[V5_TO_V3[code] ?? code] ?? 'Connection Refused';
 }
 
-export function optsJson(o: SubscriptionOptions, v5: boolean): Body {
-  const out: Body = { qos: o.qos };
-  if (v5) {
-    out['no_local'] = o.noLocal;
-    out['retain_as_published'] = o.retainAsPublished;
-    out['retain_handling'] = o.retainHandling;
-    if (o.subscriptionId !== undefined) out['id'] = o.subscriptionId;
-  }
-  if (o.shareGroup !== undefined) out['group'] = o.shareGroup;
-  if (o.limit !== undefined) out['limit_subs'] = o.limit;
-  return out;
-}
+export const optsJson = subscriptionOptionsJson;
 
 /**
  * The options of a SUBSCRIBE as it arrived: the group and limit its filter's prefix names (`$share/{g}/`,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient, denyPublishTo, endClient, recorder, startBroker, subscribe, uniqueId, type TestBroker, type TestBrokerOptions } from '@rmqtt-ts/testkit';
-import webHook from '../src/index.js';
+import webHook, { EVENTS } from '../src/index.js';
 
 const RMQTT_WEB_HOOK = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-web-hook.toml';
 
@@ -79,23 +79,7 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const ALL_RULES = [
-  'session_created',
-  'session_terminated',
-  'session_subscribed',
-  'session_unsubscribed',
-  'client_connect',
-  'client_connack',
-  'client_connected',
-  'client_disconnected',
-  'client_subscribe',
-  'client_unsubscribe',
-  'message_publish',
-  'message_delivered',
-  'message_acked',
-  'message_dropped',
-  'offline_message',
-]
+const ALL_RULES = EVENTS
   .map((e) => `rule.${e} = [{ action = "${e}" }]`)
   .join('\n');
 
