@@ -108,6 +108,27 @@ describe('publish', () => {
     expect(a.publish(c, 'other')).toBe('deny');
   });
 
+  it('a verdict remembered per client stays right: repeated topics, many topics, other clients', () => {
+    const a = acl([
+      ['deny', 'all', 'publish', ['secret/#']],
+      ['allow', { user: 'alice' }, 'publish', ['a/#']],
+    ]);
+    const alice = client();
+    const bob = client({ username: 'bob', clientId: 'c2' });
+    for (let round = 0; round < 2; round++) {
+      expect(a.publish(alice, 'a/1')).toBe('allow');
+      expect(a.publish(alice, 'secret/1')).toBe('deny');
+      expect(a.publish(bob, 'a/1')).toBe('deny');
+    }
+    // more topics than one client's cache holds: it starts over, the answers do not change
+    for (let i = 0; i < 600; i++) expect(a.publish(alice, i % 2 === 0 ? `a/${i}` : `secret/${i}`)).toBe(i % 2 === 0 ? 'allow' : 'deny');
+    expect(a.publish(alice, 'a/1')).toBe('allow');
+    // new rules are a new AclRules: nothing of the old verdicts survives
+    const b = acl([['allow', 'all', 'publish', ['secret/#']]]);
+    expect(b.publish(alice, 'secret/1')).toBe('allow');
+    expect(b.publish(alice, 'a/1')).toBe('deny');
+  });
+
   it('%u and %c stand for one plain level', () => {
     const a = acl([['allow', 'all', 'publish', ['users/%u/#', 'clients/%c']]]);
     expect(a.publish(client({ username: 'bob' }), 'users/bob/x')).toBe('allow');

@@ -234,22 +234,34 @@ export interface ConnectDecision {
   rule: number;
 }
 
+/** What the rules say about one connected client, worked out as it is asked. */
+interface ClientRules {
+  /** Which rules' `who` match the client. */
+  readonly who: readonly boolean[];
+  /** Publish verdicts by topic: the same client publishing to the same topic gets the same answer. */
+  readonly publish: Map<string, Permission>;
+}
+
+/** Publish verdicts kept per client before the cache starts over (a client publishing to ever-new topics). */
+const PUBLISH_CACHE_SIZE = 256;
+
 export class AclRules {
   /**
-   * Which rules' `who` match a client, worked out once per CONNECT: a client's connect info does not
-   * change while it is connected, so publishes and subscriptions only look the answer up.
+   * Per client, keyed by its CONNECT's ConnectInfo: a client's connect info does not change while it is
+   * connected, so which rules name it is worked out once, and a publish to a topic it published to
+   * before is one map lookup. New rules (a reload) are a new AclRules, so nothing stale survives.
    */
-  readonly #who = new WeakMap<ConnectInfo, boolean[]>();
+  readonly #clients = new WeakMap<ConnectInfo, ClientRules>();
 
   constructor(readonly rules: readonly Rule[]) {}
 
-  #whoMatches(r: Rule, info: ConnectInfo): boolean {
-    let m = this.#who.get(info);
-    if (m === undefined) {
-      m = this.rules.map((rule) => whoMatches(rule, info));
-      this.#who.set(info, m);
+  #client(info: ConnectInfo): ClientRules {
+    let c = this.#clients.get(info);
+    if (c === undefined) {
+      c = { who: this.rules.map((rule) => whoMatches(rule, info)), publish: new Map() };
+      this.#clients.set(info, c);
     }
-    return m[r.index]!;
+    return c;
   }
 
   /** First connect/all rule whose `who` matches; undefined = no hit (a denial). */
@@ -264,8 +276,19 @@ export class AclRules {
   /** Publish: the first publish rule whose who and topic hit. */
   publish(client: ClientInfo, topic: string): Permission {
     const info = client.connectInfo;
+    const c = this.#client(info);
+    let p = c.publish.get(topic);
+    if (p === undefined) {
+      p = this.#publish(c.who, info, topic);
+      if (c.publish.size >= PUBLISH_CACHE_SIZE) c.publish.clear();
+      c.publish.set(topic, p);
+    }
+    return p;
+  }
+
+  #publish(who: readonly boolean[], info: ConnectInfo, topic: string): Permission {
     for (const r of this.rules) {
-      if (!r.actions.has('publish') || !this.#whoMatches(r, info)) continue;
+      if (!r.actions.has('publish') || !who[r.index]) continue;
       if (r.topics === undefined) return r.permission;
       for (const m of r.topics) {
         const text = resolve(m, info);
@@ -287,9 +310,10 @@ export class AclRules {
    */
   subscribe(client: ClientInfo, filter: string): { permission: Permission; deliverIf?: (topic: string) => boolean } {
     const info = client.connectInfo;
+    const who = this.#client(info).who;
     let partialDeny = false;
     for (const r of this.rules) {
-      if (!r.actions.has('subscribe') || !this.#whoMatches(r, info)) continue;
+      if (!r.actions.has('subscribe') || !who[r.index]) continue;
       let decided = r.topics === undefined;
       if (!decided) {
         for (const m of r.topics!) {
@@ -315,8 +339,9 @@ export class AclRules {
 
   /** For a subscription granted beside a deny: may a message on `topic` reach it? */
   #deliverable(info: ConnectInfo, topic: string): boolean {
+    const who = this.#client(info).who;
     for (const r of this.rules) {
-      if (!r.actions.has('subscribe') || !this.#whoMatches(r, info)) continue;
+      if (!r.actions.has('subscribe') || !who[r.index]) continue;
       if (r.topics === undefined) return r.permission === 'allow';
       for (const m of r.topics) {
         const text = resolve(m, info);

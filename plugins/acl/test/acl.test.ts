@@ -266,6 +266,13 @@ describe('at run time', () => {
     await b.broker.control.reloadPlugin('acl');
     expect(await subackOf(c, 'a/1')).toBe(0);
     expect(await subackOf(c, 'b/1')).toBe(0x87);
+    // a publish verdict the old rules gave this client is not reused under the new ones
+    writeFileSync(join(dir, 'rmqtt-acl.toml'), 'disconnect_if_pub_rejected = false\nrules = [["allow", "all"]]\n');
+    await b.broker.control.reloadPlugin('acl');
+    expect((await publishDone(c, 'p/1', 'x', { qos: 1 }))!.reasonCode).toBe(0x10);
+    writeFileSync(join(dir, 'rmqtt-acl.toml'), 'disconnect_if_pub_rejected = false\nrules = [["deny", "all", "publish", ["p/#"]], ["deny", "all", "subscribe", ["b/#"]], ["allow", "all"]]\n');
+    await b.broker.control.reloadPlugin('acl');
+    expect((await publishDone(c, 'p/1', 'x', { qos: 1 }))!.reasonCode).toBe(0x87);
     writeFileSync(join(dir, 'rmqtt-acl.toml'), 'rules = [["deny", "nobody", "subscribe"]]\n');
     await expect(b.broker.control.reloadPlugin('acl')).rejects.toThrow(/rmqtt-acl\.toml: rules: rule 1: who: expected "all" or a table/);
     expect(await subackOf(c, 'b/1')).toBe(0x87);

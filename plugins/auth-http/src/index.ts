@@ -34,6 +34,9 @@ const SUB_ALLOW: HookDecision<SubscribeAclResult> = Object.freeze({ result: Obje
 const SUB_DENY: HookDecision<SubscribeAclResult> = Object.freeze({ result: Object.freeze({ allow: false }), proceed: false });
 const PUB_ALLOW: HookDecision<PublishAclResult> = Object.freeze({ result: Object.freeze({ allow: true }), proceed: false });
 
+/** Cached publish answers per client before the cache starts over. */
+const CACHE_SIZE = 1024;
+
 const ACCESS_SUBSCRIBE = '1';
 const ACCESS_PUBLISH = '2';
 
@@ -92,9 +95,10 @@ export default definePlugin<AuthHttpConfig>({
       if (state === undefined) return ctx.config.http_acl_req === null ? 'ignore' : undefined;
       if (state.acl !== undefined) for (const p of state.acl) if (presetHits(p, ci, topic, action, qos, retain)) return p.permission;
       if (ctx.config.http_acl_req === null) return 'ignore';
-      if (action === 'publish') {
-        const hit = state.cache?.get(topic);
-        if (hit !== undefined && hit.until > Date.now()) {
+      if (action === 'publish' && state.cache !== undefined) {
+        const hit = state.cache.get(topic);
+        // an answer for the connection's lifetime needs no clock
+        if (hit !== undefined && (hit.until === Infinity || hit.until > Date.now())) {
           stats.acl_cached++;
           return hit.verdict;
         }
@@ -111,6 +115,8 @@ export default definePlugin<AuthHttpConfig>({
       // only publish answers are cached, and only for a client still known (not one that left meanwhile)
       if (action === 'publish' && a.cacheMs !== undefined && a.error === undefined && state !== undefined) {
         state.cache ??= new Map();
+        // a client publishing to ever-new topics: the cache starts over rather than grow without end
+        if (state.cache.size >= CACHE_SIZE) state.cache.clear();
         state.cache.set(topic, { verdict: a.verdict, until: a.cacheMs < 0 ? Infinity : Date.now() + a.cacheMs });
       }
       return a.verdict;
