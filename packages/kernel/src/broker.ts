@@ -6,12 +6,14 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import {
+  RmqttError,
   TOKENS,
   container as rootContainer,
   type BrokerServices,
   type DependencyContainer,
   type Logger,
   type AnyPluginDefinition,
+  type SessionSnapshot,
 } from '@rmqtt-ts/plugin-api';
 import type { BrokerConfig, LoadedConfig } from './config/index.js';
 import { ConnectionRegistry } from './connection/registry.js';
@@ -68,7 +70,13 @@ export class Broker implements Kernel {
   readonly listeners: MqttListener[] = [];
   startedAt = 0;
   #closing = false;
-  #messageId = 0;
+  /**
+   * Message ids are unique across restarts (stored sessions and messages refer to them): they count
+   * up from the start time in microseconds, which a restarted broker has always passed.
+   */
+  #messageId = Date.now() * 1000;
+  /** Sessions being restored from a newly provided SessionStore. */
+  #restoring: Promise<void> = Promise.resolve();
   readonly #warnings: readonly string[];
   readonly #builtins: readonly AnyPluginDefinition[];
 
@@ -86,7 +94,7 @@ export class Broker implements Kernel {
     this.ext = new ExtensionSlots(new TopicTrie());
     this.selector = new SharedSelector(this.ext.sharedSubscription, this.nodeId);
     this.limits = new SubscriptionLimits();
-    this.journal = new SessionJournal(this.ext, this.logger);
+    this.journal = new SessionJournal(this.ext, this.logger, this.metrics);
     this.sessions = new SessionRegistry(this);
     this.connections = new ConnectionRegistry(this);
     this.publisher = new Publisher(this);
@@ -170,24 +178,31 @@ export class Broker implements Kernel {
   #extensionChanged(name: string, previous: unknown): void {
     if (name === 'sharedSubscription') this.selector.setPolicy(this.ext.sharedSubscription);
     if (name === 'router' && previous !== this.ext.router) reindexRoutes(this);
-    if (name === 'sessionStore') void this.#restoreSessions();
+    if (name === 'sessionStore') {
+      const restoring = this.#restoring.then(() => this.#restoreSessions());
+      // at start-up a store that cannot be read stops the broker (start() awaits it); later it is logged
+      if (this.plugins.running) restoring.catch((err: unknown) => this.logger.error({ err }, 'restoring sessions failed'));
+      this.#restoring = restoring;
+    }
     this.logger.info({ extension: name, provider: this.ext.owner(name as never) ?? 'kernel' }, 'extension point changed');
   }
 
   /** Sessions a newly provided SessionStore kept, back as offline sessions. */
   async #restoreSessions(): Promise<void> {
     const store = this.ext.sessionStore;
+    let snaps: SessionSnapshot[];
     try {
-      const snaps = await store.load();
-      const now = Date.now();
-      for (const snap of snaps) {
-        if (this.sessions.get(snap.clientId) !== undefined) continue;
-        const listener = this.config.listeners.find((l) => l.name === snap.connectInfo.listener) ?? this.config.listeners[0]!;
-        this.sessions.restore(snap, listener, now);
-      }
+      snaps = await store.load();
     } catch (err) {
-      this.logger.error({ err }, 'restoring sessions failed');
+      throw new RmqttError('ERR_PLUGIN_FAILED', `the session store provided by "${this.ext.owner('sessionStore') ?? 'kernel'}" could not be read: ${(err as Error).message}`, { cause: err });
     }
+    const now = Date.now();
+    for (const snap of snaps) {
+      if (this.sessions.get(snap.clientId) !== undefined) continue;
+      const listener = this.config.listeners.find((l) => l.name === snap.connectInfo.listener) ?? this.config.listeners[0]!;
+      this.sessions.restore(snap, listener, now);
+    }
+    if (snaps.length > 0) this.logger.info({ sessions: snaps.length }, 'sessions restored from the session store');
   }
 
   #refreshGauges(): void {
@@ -212,6 +227,8 @@ export class Broker implements Kernel {
     for (const def of this.#builtins) this.plugins.register(def);
     await this.plugins.startDefaults(this.config.plugins.defaultStartups.filter((n) => !this.config.plugins.disabledDefaultStartups.includes(n)));
     this.plugins.running = true;
+    // stored sessions are back before the first client can connect
+    await this.#restoring;
     const fdLimit = openFileLimit();
     for (const cfg of this.config.listeners) {
       if (!cfg.enable) continue;
@@ -243,14 +260,18 @@ export class Broker implements Kernel {
     for (const conn of [...this.connections.values()]) conn.disconnect(0x8b, 'server shutting down');
     this.sessions.publishPendingWills();
     await Promise.all(closing);
-    await this.journal.flushed();
+    // a session store that is down gets a few seconds to come back; what it did not take is logged
+    await this.journal.flushed(SHUTDOWN_STORE_WAIT_MS);
     await this.plugins.shutdown();
-    await this.journal.flushed();
+    await this.journal.flushed(SHUTDOWN_STORE_WAIT_MS);
     this.connections.stop();
     this.scheduler.close();
     this.logger.info('broker stopped');
   }
 }
+
+/** How long shutdown waits for a failing session store. */
+const SHUTDOWN_STORE_WAIT_MS = 5_000;
 
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   return new Broker(options);

@@ -3,6 +3,7 @@ export { RawClient, RawClientPool, type RawConnectOptions, type PacketOf } from 
 export { connectTracked, connectAccepted, poolForTest, uniqueId, ping, subscribeGranted, publishDone, publishPacket, denyPublishTo, type PublishOptions } from './helpers.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
 export { describeRetainStore, retainedMessage, type RetainStoreFactory } from './conformance/retain-store.js';
+export { describeSessionStore, sessionSnapshot, storedMessage, type SessionStoreFactory, type SessionStoreHandle } from './conformance/session-store.js';
 /** The kernel's deadline scheduler, for extension-point implementations under test (e.g. a RetainStore's TTL). */
 export { DeadlineScheduler } from '@rmqtt-ts/kernel';
 export type { Packet, ProtocolVersion as MqttVersion } from '@rmqtt-ts/kernel';

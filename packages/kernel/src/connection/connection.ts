@@ -367,6 +367,32 @@ export class Connection {
   }
 
   /**
+   * An acknowledgement that must not go out before the session changes recorded since `since` are
+   * written (durable session store): sent now when nothing is waiting, else once written — the
+   * returned promise holds this connection's later packets meanwhile.
+   */
+  sendAckWhenWritten(type: 4 | 5 | 6 | 7, packetId: number, reasonCode: number, since: number): void | Promise<void> {
+    const w = this.#unwritten(since);
+    if (w === undefined) {
+      this.sendAck(type, packetId, reasonCode);
+      return;
+    }
+    return w.then(() => this.sendAck(type, packetId, reasonCode));
+  }
+
+  /** `send` now, or once the session changes recorded since `since` are written (see sendAckWhenWritten). */
+  afterWritten(since: number, send: () => void | Promise<void>): void | Promise<void> {
+    const w = this.#unwritten(since);
+    if (w === undefined) return send();
+    return w.then(() => (this.closed ? undefined : send()));
+  }
+
+  #unwritten(since: number): Promise<void> | undefined {
+    const journal = this.kernel.journal;
+    return journal.seq === since ? undefined : journal.written();
+  }
+
+  /**
    * Reason String for a failure code, unless the client asked for no problem information
    * [MQTT-3.1.2-29] (CONNACK and DISCONNECT always carry it) or it would exceed the client's maximum.
    */

@@ -137,8 +137,12 @@ export class Outbound {
     this.#complete(e);
   }
 
-  /** PUBREC from the client: answer PUBREL, or end the exchange on a failure code. */
-  onPubrec(packetId: number, reasonCode: number): void {
+  /**
+   * PUBREC from the client: answer PUBREL, or end the exchange on a failure code. For a persistent
+   * session the PUBREL waits until its new state is written: a restarted broker must re-send PUBREL,
+   * not the PUBLISH the client already passed on.
+   */
+  onPubrec(packetId: number, reasonCode: number): void | Promise<void> {
     const conn = this.#session.conn;
     const e = this.inflight.get(packetId);
     if (e === undefined || e.qos !== 2) {
@@ -154,7 +158,11 @@ export class Outbound {
       e.state = 'pubrel';
       e.sentAt = Date.now();
       const s = this.#session;
-      if (s.persistent) this.#k.journal.record({ op: 'inflight', clientId: s.clientId, delivery: toInflightSnapshot(e), fromQueue: false });
+      if (s.persistent) {
+        const since = this.#k.journal.seq;
+        this.#k.journal.record({ op: 'inflight', clientId: s.clientId, delivery: toInflightSnapshot(e), fromQueue: false });
+        return conn?.sendAckWhenWritten(6, packetId, 0, since);
+      }
     }
     conn?.sendAck(6, packetId, 0);
   }

@@ -72,6 +72,7 @@ export const COUNTER_NAMES = [
   'client.rate_limited',
   'client.connection.rate_limited',
   'client.keepalive.timeout',
+  'session.storage.errors',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -98,6 +99,9 @@ export const GAUGE_NAMES = [
   'out_inflights',
   'message_queues',
   'message_storages',
+  // rmqtt-ts additions
+  'session_storage_pending',
+  'session_storage_down',
 ] as const;
 export type GaugeName = (typeof GAUGE_NAMES)[number];
 

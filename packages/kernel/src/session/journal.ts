@@ -1,45 +1,196 @@
 /**
- * Changes to persistent sessions, batched per tick and written to the SessionStore in force. Only
- * persistent sessions (expiry > 0) produce changes; clean sessions cost nothing here.
+ * Changes to persistent sessions, batched per tick and written to the SessionStore in force, in order.
+ * Only persistent sessions (expiry > 0) produce changes; clean sessions cost nothing here.
+ *
+ * With a durable store (one a plugin provides), what the broker tells a client waits for the write
+ * that makes it true: `written()` gives the promise of the batch holding every change recorded so far,
+ * and the handlers send PUBACK, PUBREC, PUBCOMP, PUBREL (outbound QoS 2), SUBACK, UNSUBACK and a
+ * resuming CONNACK only once it resolves. One promise serves every change of a batch, and batches are
+ * group commits: while one is written the next one collects.
+ *
+ * A failed write is not dropped: the batch stays at the head of the line and is tried again with
+ * backoff (100 ms doubling to 5 s) while later changes queue behind it, so the store catches up in
+ * order once it is back. Meanwhile nothing that waits on it is acknowledged; QoS 0 and clean sessions
+ * go on. The outage shows in the log (once when it starts, once when it ends), in the
+ * `session.storage.errors` counter and in the `session_storage_down` / `session_storage_pending` gauges.
  */
 import type { Logger, SessionChange } from '@rmqtt-ts/plugin-api';
 import type { ExtensionSlots } from '../extensions/slots.js';
+import { C, type BrokerMetrics } from '../metrics/metrics.js';
+
+interface Batch {
+  changes: SessionChange[];
+  /** Made when someone waits for this batch. */
+  done: { promise: Promise<void>; resolve: () => void } | undefined;
+}
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+function waitable(b: Batch): Promise<void> {
+  if (b.done === undefined) {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    b.done = { promise, resolve };
+  }
+  return b.done.promise;
+}
 
 export class SessionJournal {
-  #batch: SessionChange[] = [];
+  /** The batch collecting this tick's changes. */
+  #current: Batch | null = null;
+  /** Batches handed over and not yet written, oldest first. */
+  readonly #queue: Batch[] = [];
+  #writing = false;
   #scheduled = false;
-  #writing: Promise<void> = Promise.resolve();
+  #down = false;
+  #seq = 0;
+  #retryMs = RETRY_MIN_MS;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Resolves the waiters of `flushed()` when the line is empty. */
+  #idle: Array<() => void> = [];
   readonly #ext: ExtensionSlots;
   readonly #logger: Logger;
+  readonly #metrics: BrokerMetrics;
 
-  constructor(ext: ExtensionSlots, logger: Logger) {
+  constructor(ext: ExtensionSlots, logger: Logger, metrics: BrokerMetrics) {
     this.#ext = ext;
     this.#logger = logger;
+    this.#metrics = metrics;
+  }
+
+  /** Whether acknowledgements wait for writes: the store is a plugin's, not the kernel's memory. */
+  get durable(): boolean {
+    return this.#ext.owner('sessionStore') !== undefined;
+  }
+
+  /** Whether the store is failing right now. */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /** Changes recorded since start: a handler compares it before and after to learn whether it recorded any. */
+  get seq(): number {
+    return this.#seq;
   }
 
   record(change: SessionChange): void {
-    this.#batch.push(change);
+    this.#seq++;
+    let b = this.#current;
+    if (b === null) b = this.#current = { changes: [], done: undefined };
+    b.changes.push(change);
+    this.#metrics.gauges.session_storage_pending.inc();
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#flush);
     }
   }
 
+  /**
+   * A promise that resolves once every change recorded so far is written, or undefined when there is
+   * nothing to wait for (no durable store, or everything already written).
+   */
+  written(): Promise<void> | undefined {
+    if (!this.durable) return undefined;
+    if (this.#current !== null) return waitable(this.#current);
+    const last = this.#queue[this.#queue.length - 1];
+    return last === undefined ? undefined : waitable(last);
+  }
+
   readonly #flush = (): void => {
     this.#scheduled = false;
-    const batch = this.#batch;
-    if (batch.length === 0) return;
-    this.#batch = [];
-    const store = this.#ext.sessionStore;
-    // batches reach the store in order: a batch starts only after the previous one was written
-    this.#writing = this.#writing
-      .then(() => store.apply(batch))
-      .catch((err: unknown) => this.#logger.error({ err }, 'session store write failed'));
+    const b = this.#current;
+    if (b === null) return;
+    this.#current = null;
+    this.#queue.push(b);
+    this.#write();
   };
 
-  /** Resolves once everything recorded so far was handed to the store and written. */
-  async flushed(): Promise<void> {
+  #write(): void {
+    if (this.#writing || this.#retryTimer !== undefined) return;
+    const b = this.#queue[0];
+    if (b === undefined) {
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const r of idle) r();
+      return;
+    }
+    this.#writing = true;
+    const store = this.#ext.sessionStore;
+    let r: unknown;
+    try {
+      r = store.apply(b.changes);
+    } catch (err) {
+      this.#failed(err);
+      return;
+    }
+    if (r instanceof Promise) r.then(() => this.#written(), (err: unknown) => this.#failed(err));
+    else this.#written();
+  }
+
+  #written(): void {
+    const b = this.#queue.shift()!;
+    this.#writing = false;
+    this.#metrics.gauges.session_storage_pending.dec(b.changes.length);
+    if (this.#down) {
+      this.#down = false;
+      this.#retryMs = RETRY_MIN_MS;
+      this.#metrics.gauges.session_storage_down.set(0);
+      this.#logger.info({ pending: this.#metrics.gauges.session_storage_pending.count }, 'session store is back: catching up');
+    }
+    b.done?.resolve();
+    this.#write();
+  }
+
+  #failed(err: unknown): void {
+    this.#writing = false;
+    this.#metrics.counters[C['session.storage.errors']]!++;
+    if (!this.#down) {
+      this.#down = true;
+      this.#metrics.gauges.session_storage_down.set(1);
+      this.#logger.error({ err }, 'session store write failed: acknowledgements to persistent sessions wait until it is written; retrying');
+    } else {
+      this.#logger.debug({ err }, 'session store write failed again');
+    }
+    // the failed batch stays first; everything queued behind it joins it for the next attempt
+    if (this.#queue.length > 1) {
+      const [head, ...rest] = this.#queue;
+      for (const b of rest) {
+        for (const c of b.changes) head!.changes.push(c);
+        if (b.done !== undefined) {
+          const p = waitable(head!);
+          const r = b.done.resolve;
+          void p.then(r);
+        }
+      }
+      this.#queue.length = 1;
+    }
+    const wait = this.#retryMs;
+    this.#retryMs = Math.min(RETRY_MAX_MS, this.#retryMs * 2);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#write();
+    }, wait);
+    this.#retryTimer.unref();
+  }
+
+  /**
+   * Resolves once everything recorded so far was written. While the store is down this waits for it
+   * (shutdown gives up after `timeoutMs` and reports what stayed unwritten).
+   */
+  async flushed(timeoutMs = Infinity): Promise<void> {
     this.#flush();
-    await this.#writing;
+    if (this.#queue.length === 0 && !this.#writing) return;
+    const idle = new Promise<void>((r) => this.#idle.push(r));
+    if (timeoutMs === Infinity) return idle;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => {
+      timer = setTimeout(() => {
+        this.#logger.error({ pending: this.#metrics.gauges.session_storage_pending.count }, 'session store did not take the last changes before shutdown');
+        r();
+      }, timeoutMs);
+    });
+    await Promise.race([idle, timeout]);
+    clearTimeout(timer);
   }
 }

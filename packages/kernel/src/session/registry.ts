@@ -153,6 +153,8 @@ export class SessionRegistry {
     const k = this.#k;
     const s = new Session(k, snap.connectInfo, listener, snap.expiryInterval, snap.createdAt);
     s.disconnectedAt = snap.disconnectedAt ?? now;
+    // it is in the store (or goes there when its client attaches): its end must be written too
+    s.journaled = s.persistent;
     for (const id of snap.awaitingRel) s.addAwaitingRel(id);
     k.metrics.gauges.in_inflights.inc(snap.awaitingRel.length);
     s.out.restore(snap.inflight, snap.queued);

@@ -106,14 +106,20 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
     conn.addInboundQos2(p.packetId!);
     k.metrics.gauges.in_inflights.inc();
   }
+  const since = k.journal.seq;
   const r = k.publisher.publish(msg, s.info, s.superuser, delay);
-  if (r instanceof Promise) return r.then((o) => acknowledge(conn, p, o));
-  acknowledge(conn, p, r);
+  if (r instanceof Promise) return r.then((o) => acknowledge(conn, p, o, since));
+  return acknowledge(conn, p, r, since);
 }
 
 const NO_PROPERTIES: Message['properties'] = Object.freeze({});
 
-function acknowledge(conn: Connection, p: PublishPacket, o: PublishOutcome): void {
+/**
+ * PUBACK / PUBREC for an accepted or refused message. With a durable session store, an accepted
+ * message that reached persistent sessions (or a QoS 2 packet id a persistent session must remember) is
+ * acknowledged only once that is written: the promise returned holds the connection's later packets.
+ */
+function acknowledge(conn: Connection, p: PublishPacket, o: PublishOutcome, since: number): void | Promise<void> {
   const s = conn.session;
   if (p.qos === 1) conn.pendingQos1--;
   // a refused QoS 2 message was never accepted: its packet id must not look like a duplicate later
@@ -134,10 +140,6 @@ function acknowledge(conn: Connection, p: PublishPacket, o: PublishOutcome): voi
   }
   if (p.qos === 0) return;
   const code = conn.version === 5 ? o.reasonCode : 0;
-  if (p.qos === 1) {
-    conn.sendAck(4, p.packetId!, code);
-  } else {
-    if (s !== null && s.persistent) conn.kernel.journal.record({ op: 'awaitRel', clientId: s.clientId, packetId: p.packetId!, pending: true });
-    conn.sendAck(5, p.packetId!, code);
-  }
+  if (p.qos === 2 && s !== null && s.persistent) conn.kernel.journal.record({ op: 'awaitRel', clientId: s.clientId, packetId: p.packetId!, pending: true });
+  return conn.sendAckWhenWritten(p.qos === 1 ? 4 : 5, p.packetId!, code, since);
 }

@@ -10,10 +10,10 @@ import type { Connection } from '../connection.js';
 export function handleSubscribe(conn: Connection, p: SubscribePacket): void | Promise<void> {
   const subId = p.properties.subscriptionIdentifiers?.[0];
   const outcomes: SubscribeOutcome[] = [];
-  return next(conn, p, subId, outcomes, 0);
+  return next(conn, p, subId, outcomes, 0, conn.kernel.journal.seq);
 }
 
-function next(conn: Connection, p: SubscribePacket, subId: number | undefined, outcomes: SubscribeOutcome[], i: number): void | Promise<void> {
+function next(conn: Connection, p: SubscribePacket, subId: number | undefined, outcomes: SubscribeOutcome[], i: number, since: number): void | Promise<void> {
   const s = conn.session!;
   for (; i < p.subscriptions.length; i++) {
     const r = p.subscriptions[i]!;
@@ -34,12 +34,13 @@ function next(conn: Connection, p: SubscribePacket, subId: number | undefined, o
       const at = i;
       return o.then((res) => {
         outcomes.push(res);
-        return next(conn, p, subId, outcomes, at + 1);
+        return next(conn, p, subId, outcomes, at + 1, since);
       });
     }
     outcomes.push(o);
   }
-  return finish(conn, p, outcomes);
+  // a persistent session's SUBACK waits until its new subscriptions are written (durable session store)
+  return conn.afterWritten(since, () => finish(conn, p, outcomes));
 }
 
 function finish(conn: Connection, p: SubscribePacket, outcomes: SubscribeOutcome[]): void | Promise<void> {

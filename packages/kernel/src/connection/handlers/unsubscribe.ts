@@ -10,6 +10,7 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
   const s = conn.session!;
   const codes: number[] = [];
   const hooks = k.hooks;
+  const since = k.journal.seq;
   const step = (i: number): void | Promise<void> => {
     for (; i < p.filters.length; i++) {
       k.metrics.counters[C['client.unsubscribe']]!++;
@@ -24,7 +25,8 @@ export function handleUnsubscribe(conn: Connection, p: UnsubscribePacket): void 
       }
       codes.push(unsubscribeOne(conn, filter));
     }
-    conn.sendPacket({ type: 11, packetId: p.packetId, reasonCodes: conn.version === 5 ? codes : [], properties: {} });
+    // a persistent session's UNSUBACK waits until the change is written (durable session store)
+    return conn.afterWritten(since, () => conn.sendPacket({ type: 11, packetId: p.packetId, reasonCodes: conn.version === 5 ? codes : [], properties: {} }));
   };
   return step(0);
 }

@@ -1,0 +1,46 @@
+/**
+ * How stored values are written: JSON in which Buffers are `{"$b64": "…"}`, and messages as a JSON
+ * header followed by the raw payload (a payload is never re-encoded).
+ */
+import type { Message } from '../message.js';
+
+function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  if (Buffer.isBuffer(raw)) return { $b64: raw.toString('base64') };
+  return value;
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    if (typeof o['$b64'] === 'string' && Object.keys(o).length === 1) return Buffer.from(o['$b64'], 'base64');
+  }
+  return value;
+}
+
+/** A value as JSON with its Buffers kept. */
+export function encodeJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value, replacer), 'utf8');
+}
+
+export function decodeJson<T>(data: Buffer | string): T {
+  return JSON.parse(typeof data === 'string' ? data : data.toString('utf8'), reviver) as T;
+}
+
+/** A message: 4-byte header length, the JSON header (everything but the payload), the payload. */
+export function encodeMessage(m: Message): Buffer {
+  const header = encodeJson({ ...m, payload: undefined });
+  const out = Buffer.allocUnsafe(4 + header.length + m.payload.length);
+  out.writeUInt32BE(header.length, 0);
+  header.copy(out, 4);
+  m.payload.copy(out, 4 + header.length);
+  return out;
+}
+
+export function decodeMessage(data: Buffer): Message {
+  if (data.length < 4) throw new Error('stored message too short');
+  const n = data.readUInt32BE(0);
+  if (4 + n > data.length) throw new Error('stored message header overruns its value');
+  const header = decodeJson<Omit<Message, 'payload'>>(data.subarray(4, 4 + n));
+  return { ...header, payload: Buffer.from(data.subarray(4 + n)) };
+}
