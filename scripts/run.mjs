@@ -14,8 +14,8 @@ import { has, installDebianPackages as installDebian } from './debian.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM_VERSION = '10.34.9';
 /** Debian packages the tests start (real peers, never mocks). */
-const DEBIAN_PACKAGES = ['mosquitto', 'mosquitto-clients', 'openssl', 'iproute2'];
-const DEBIAN_BINARIES = { mosquitto: '/usr/sbin/mosquitto', 'mosquitto-clients': '/usr/bin/mosquitto_pub', openssl: '/usr/bin/openssl', iproute2: '/usr/bin/ss' };
+const DEBIAN_PACKAGES = ['mosquitto', 'mosquitto-clients', 'openssl', 'iproute2', 'redis-server', 'redis-tools'];
+const DEBIAN_BINARIES = { mosquitto: '/usr/sbin/mosquitto', 'mosquitto-clients': '/usr/bin/mosquitto_pub', openssl: '/usr/bin/openssl', iproute2: '/usr/bin/ss', 'redis-server': '/usr/bin/redis-server', 'redis-tools': '/usr/bin/redis-cli' };
 
 function log(msg) {
   process.stderr.write(`[rmqtt-ts] ${msg}\n`);

@@ -81,7 +81,9 @@ export type SessionChange =
 /**
  * Persistent sessions (clean_session=0 / session expiry > 0). Kernel default: in memory (gone at exit).
  * `apply` resolves once the batch is durable; the kernel acknowledges QoS 1/2 messages to persistent
- * sessions only after that.
+ * sessions only after that. Calls never overlap. When `apply` rejects (the backend is away), the store
+ * has still taken the changes and must write them with its next call: the kernel retries with an
+ * empty list, and does not hand the same changes again.
  */
 export interface SessionStore {
   /** Sessions saved earlier (to restore at start-up as offline sessions). */

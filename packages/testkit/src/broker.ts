@@ -31,6 +31,13 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/** A logger whose JSON lines are kept (info and above) for a test to read. */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown> & { level: number; msg: string }> } {
+  const lines: Array<Record<string, unknown> & { level: number; msg: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown> & { level: number; msg: string }) });
+  return { logger: logger as unknown as Logger, lines };
+}
+
 /** A logger for tests: silent unless RMQTT_TEST_LOG names a level. */
 export function testLogger(): Logger {
   const level = process.env['RMQTT_TEST_LOG'];

@@ -1,4 +1,4 @@
-export { startBroker, testLogger, type TestBroker, type TestBrokerOptions } from './broker.js';
+export { capturingLogger, startBroker, testLogger, type TestBroker, type TestBrokerOptions } from './broker.js';
 export { RawClient, RawClientPool, type RawConnectOptions, type PacketOf } from './raw-client.js';
 export { connectTracked, connectAccepted, poolForTest, uniqueId, ping, subscribeGranted, publishDone, publishPacket, denyPublishTo, type PublishOptions } from './helpers.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
@@ -7,3 +7,4 @@ export { describeSessionStore, sessionSnapshot, storedMessage, type SessionStore
 /** The kernel's deadline scheduler, for extension-point implementations under test (e.g. a RetainStore's TTL). */
 export { DeadlineScheduler } from '@rmqtt-ts/kernel';
 export type { Packet, ProtocolVersion as MqttVersion } from '@rmqtt-ts/kernel';
+export { freePort, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './services/redis.js';

@@ -51,6 +51,8 @@ export class KvSessionStore implements SessionStore {
   readonly #sessions = new Map<string, Mirror>();
   /** References to each stored message. */
   readonly #refs = new Map<number, number>();
+  /** Writes of a call that failed, sent again with the next one. */
+  #pending: KvBatch | null = null;
 
   constructor(kv: KvStore) {
     this.#kv = kv;
@@ -160,13 +162,21 @@ export class KvSessionStore implements SessionStore {
     return out;
   }
 
+  /**
+   * The changes become writes at once (the mirror moves on); a write that fails stays pending and goes
+   * out with the next call, merged with its writes (the kernel retries with no changes).
+   */
   apply(changes: readonly SessionChange[]): Promise<void> {
-    const batch = new KvBatch();
+    const batch = this.#pending ?? new KvBatch();
     // messages first referred to in this batch, written once at the end if still referred to
     const fresh = new Map<number, Message>();
     for (const c of changes) this.#apply(c, batch, fresh);
     for (const [id, msg] of fresh) if ((this.#refs.get(id) ?? 0) > 0) batch.put(kvKey('m', id), encodeMessage(msg));
-    return this.#kv.write(batch.ops());
+    if (batch.size === 0) return Promise.resolve();
+    this.#pending = batch;
+    return this.#kv.write(batch.ops()).then(() => {
+      if (this.#pending === batch) this.#pending = null;
+    });
   }
 
   close(): Promise<void> {

@@ -8,9 +8,9 @@
  * resuming CONNACK only once it resolves. One promise serves every change of a batch, and batches are
  * group commits: while one is written the next one collects.
  *
- * A failed write is not dropped: the batch stays at the head of the line and is tried again with
- * backoff (100 ms doubling to 5 s) while later changes queue behind it, so the store catches up in
- * order once it is back. Meanwhile nothing that waits on it is acknowledged; QoS 0 and clean sessions
+ * A failed write is not dropped: the store keeps the changes it took, the batch stays at the head of
+ * the line, and the store is asked to write again with backoff (100 ms doubling to 5 s) while later
+ * batches queue behind it, so it catches up in order once it is back. Meanwhile nothing that waits on it is acknowledged; QoS 0 and clean sessions
  * go on. The outage shows in the log (once when it starts, once when it ends), in the
  * `session.storage.errors` counter and in the `session_storage_down` / `session_storage_pending` gauges.
  */
@@ -20,10 +20,13 @@ import { C, type BrokerMetrics } from '../metrics/metrics.js';
 
 interface Batch {
   changes: SessionChange[];
+  /** Handed to the store once: a retry after a failure only asks it to write what it holds. */
+  taken: boolean;
   /** Made when someone waits for this batch. */
   done: { promise: Promise<void>; resolve: () => void } | undefined;
 }
 
+const NOTHING: readonly SessionChange[] = Object.freeze([]);
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 
@@ -77,7 +80,7 @@ export class SessionJournal {
   record(change: SessionChange): void {
     this.#seq++;
     let b = this.#current;
-    if (b === null) b = this.#current = { changes: [], done: undefined };
+    if (b === null) b = this.#current = { changes: [], taken: false, done: undefined };
     b.changes.push(change);
     this.#metrics.gauges.session_storage_pending.inc();
     if (!this.#scheduled) {
@@ -119,7 +122,9 @@ export class SessionJournal {
     const store = this.#ext.sessionStore;
     let r: unknown;
     try {
-      r = store.apply(b.changes);
+      const changes = b.taken ? NOTHING : b.changes;
+      b.taken = true;
+      r = store.apply(changes);
     } catch (err) {
       this.#failed(err);
       return;
@@ -152,19 +157,7 @@ export class SessionJournal {
     } else {
       this.#logger.debug({ err }, 'session store write failed again');
     }
-    // the failed batch stays first; everything queued behind it joins it for the next attempt
-    if (this.#queue.length > 1) {
-      const [head, ...rest] = this.#queue;
-      for (const b of rest) {
-        for (const c of b.changes) head!.changes.push(c);
-        if (b.done !== undefined) {
-          const p = waitable(head!);
-          const r = b.done.resolve;
-          void p.then(r);
-        }
-      }
-      this.#queue.length = 1;
-    }
+    // the failed batch stays first (the store keeps what it could not write); later ones wait behind it
     const wait = this.#retryMs;
     this.#retryMs = Math.min(RETRY_MAX_MS, this.#retryMs * 2);
     this.#retryTimer = setTimeout(() => {

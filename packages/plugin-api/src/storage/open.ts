@@ -100,6 +100,7 @@ export async function openStorage(config: StorageConfig, o: OpenStorageOptions):
       const first = new URL(urls[0]!);
       const password = first.password !== '' ? decodeURIComponent(first.password) : undefined;
       const client = new o.drivers.Cluster(nodes, {
+        lazyConnect: true,
         enableOfflineQueue: false,
         enableReadyCheck: true,
         clusterRetryStrategy: (n: number) => Math.min(100 * 2 ** n, 5000),

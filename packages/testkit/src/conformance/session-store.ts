@@ -12,6 +12,8 @@ export interface SessionStoreHandle {
   /** The store as a restarted broker would open it. */
   reopen: () => Promise<SessionStore>;
   close?: () => Promise<void> | void;
+  /** Make the backend's writes fail (true) or work again (false); stores that cannot fail leave it out. */
+  breakWrites?: (broken: boolean) => void;
 }
 export type SessionStoreFactory = () => Promise<SessionStoreHandle>;
 
@@ -222,6 +224,28 @@ export function describeSessionStore(name: string, factory: SessionStoreFactory)
       expect(s.queued).toEqual([]);
       expect(s.inflight).toEqual([]);
     }));
+
+    it('a write that fails keeps its changes: the next call writes them, in order', async () => {
+      const h = await factory();
+      if (h.breakWrites === undefined) {
+        await h.close?.();
+        return;
+      }
+      try {
+        const [a, b, c] = [storedMessage('a', '1'), storedMessage('b', '2'), storedMessage('c', '3')];
+        await h.store.apply([{ op: 'put', session: sessionSnapshot('c1') }, { op: 'enqueue', clientId: 'c1', delivery: delivery(a) }]);
+        h.breakWrites(true);
+        await expect(Promise.resolve().then(() => h.store.apply([{ op: 'enqueue', clientId: 'c1', delivery: delivery(b) }]))).rejects.toThrow();
+        await expect(Promise.resolve().then(() => h.store.apply([]))).rejects.toThrow();
+        h.breakWrites(false);
+        await h.store.apply([]);
+        await h.store.apply([{ op: 'enqueue', clientId: 'c1', delivery: delivery(c) }]);
+        const s = (await (await h.reopen()).load()).find((x) => x.clientId === 'c1')!;
+        expect(s.queued.map((d) => d.message.payload.toString())).toEqual(['1', '2', '3']);
+      } finally {
+        await h.close?.();
+      }
+    });
 
     it('a reopened store goes on from where it was', run(async (apply, reload) => {
       const [a, b] = [storedMessage('a', '1'), storedMessage('b', '2')];
