@@ -19,6 +19,5 @@ export { DeadlineScheduler } from './time/scheduler.js';
 export { BrokerMetrics, COUNTER_NAMES, GAUGE_NAMES } from './metrics/metrics.js';
 export { TopicTrie, SharedSelector } from './router/index.js';
 export { MemorySessionStore } from './extensions/memory-session-store.js';
-export { MemoryMessageStore } from './extensions/memory-message-store.js';
 export { PluginManager } from './plugins/manager.js';
 export { parsePluginName, RMQTT_PLUGIN_NAMES } from './plugins/resolve.js';

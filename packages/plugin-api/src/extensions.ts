@@ -92,20 +92,29 @@ export interface SessionStore {
   close?(): MaybePromise<void>;
 }
 
+/** A stored message with who has had it. */
+export interface StoredMessage {
+  readonly message: Message;
+  /** Client ids, and `$share/{group}/{filter}` for each shared-subscription group, that got it. */
+  readonly recipients: ReadonlySet<string>;
+}
+
 /**
  * Published messages kept until they expire, for delivery to later subscribers (message storage).
- * Kernel default: none — a broker without the message-storage plugin keeps no history. The kernel ships
- * an in-memory implementation (MemoryMessageStore) for plugins to provide.
+ * Kernel default: none — a broker without the message-storage plugin keeps no history. Messages are
+ * known by `from.node` and `id` together.
  */
 export interface MessageStore {
-  store(message: Message): MaybePromise<void>;
+  /**
+   * Keep a published message until it expires, with the recipients routing gave it to: each session's
+   * client id, and `$share/{group}/{filter}` for each shared group that took it.
+   */
+  store(message: Message, recipients: readonly string[]): MaybePromise<void>;
   /** Unexpired stored messages whose topic matches the filter, oldest first. */
-  match(filter: string, now: number): MaybePromise<Message[]>;
-  /** Record that a session got a message, so it is never replayed to it. */
-  markDelivered(clientId: string, messageIds: readonly number[]): MaybePromise<void>;
-  /** Whether the session already got the message. */
-  delivered(clientId: string, messageId: number): MaybePromise<boolean>;
-  /** Drop what a session recorded (session terminated). */
+  match(filter: string, now: number): MaybePromise<StoredMessage[]>;
+  /** Record that a recipient (client id or shared group) got these messages. */
+  markDelivered(recipient: string, messages: readonly Message[]): MaybePromise<void>;
+  /** A session ended: its client id no longer counts as having had anything (a new session starts afresh). */
   forget(clientId: string): MaybePromise<void>;
   count(): MaybePromise<number>;
   close?(): MaybePromise<void>;

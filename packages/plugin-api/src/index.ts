@@ -58,6 +58,7 @@ export type {
   SessionChange,
   SessionStore,
   MessageStore,
+  StoredMessage,
   RouteEntry,
   SharedGroupMatch,
   RouteMatch,

@@ -8,3 +8,4 @@ export { describeSessionStore, sessionSnapshot, storedMessage, type SessionStore
 export { DeadlineScheduler } from '@rmqtt-ts/kernel';
 export type { Packet, ProtocolVersion as MqttVersion } from '@rmqtt-ts/kernel';
 export { freePort, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './services/redis.js';
+export { describeMessageStore, type MessageStoreFactory, type MessageStoreHandle } from './conformance/message-store.js';

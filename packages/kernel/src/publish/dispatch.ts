@@ -20,6 +20,11 @@ function noLocalApplies(msg: Message): boolean {
   return t === 'custom' || t === 'lastwill' || t === 'bridge';
 }
 
+/** How message storage names a shared-subscription group among a message's recipients. */
+export function sharedRecipient(group: string, filter: string): string {
+  return `$share/${group}/${filter}`;
+}
+
 export class Dispatcher {
   readonly #k: Kernel;
   #seq = 0;
@@ -31,8 +36,12 @@ export class Dispatcher {
     this.#k = kernel;
   }
 
-  /** Deliver to local subscribers; returns how many sessions got the message. */
-  dispatch(msg: Message, now: number): number {
+  /**
+   * Deliver to local subscribers; returns how many sessions got the message. With `recipients`, the
+   * client id of each session that got it, and `$share/{group}/{filter}` of each shared group, are
+   * added (for message storage).
+   */
+  dispatch(msg: Message, now: number, recipients?: string[]): number {
     const match = this.#k.ext.router.match(msg.topic);
     const direct = match.direct;
     const shared = match.shared;
@@ -45,10 +54,11 @@ export class Dispatcher {
       if (this.#accepts(e, msg, publisher)) {
         const o = e.options;
         e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
+        recipients?.push(e.clientId);
         n++;
       }
     } else if (direct.length > 1) {
-      n += this.#dispatchMerged(direct, msg, publisher, cache, now);
+      n += this.#dispatchMerged(direct, msg, publisher, cache, now, recipients);
     }
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
@@ -56,6 +66,7 @@ export class Dispatcher {
       if (e === undefined || e.target.terminated || (e.deliverIf !== undefined && !e.deliverIf(msg.topic))) continue;
       const o = e.options;
       e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
+      recipients?.push(e.clientId, sharedRecipient(g.group, g.filter));
       n++;
     }
     return n;
@@ -68,7 +79,7 @@ export class Dispatcher {
     return !e.target.terminated;
   }
 
-  #dispatchMerged(direct: readonly RouteEntry[], msg: Message, publisher: string | undefined, cache: EncodeCache, now: number): number {
+  #dispatchMerged(direct: readonly RouteEntry[], msg: Message, publisher: string | undefined, cache: EncodeCache, now: number, recipients: string[] | undefined): number {
     const seq = ++this.#seq;
     const list = this.#depth === 0 ? this.#scratch : [];
     this.#depth++;
@@ -97,6 +108,7 @@ export class Dispatcher {
       for (let i = 0; i < list.length; i++) {
         const s = list[i]!;
         s.out.deliver(msg, s.routeQos, s.routeRetain, s.routeSubIds, cache, now);
+        recipients?.push(s.clientId);
       }
       const n = list.length;
       list.length = 0;

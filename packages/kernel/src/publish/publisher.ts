@@ -20,7 +20,7 @@ import type { Kernel } from '../kernel.js';
 import { C, type CounterName } from '../metrics/metrics.js';
 import type { Session, SessionSubscription } from '../session/session.js';
 import type { KernelRoute } from '../session/subscriptions.js';
-import { Dispatcher } from './dispatch.js';
+import { Dispatcher, sharedRecipient } from './dispatch.js';
 
 export interface PublishOutcome {
   /** false: refused by the ACL. */
@@ -120,15 +120,17 @@ export class Publisher {
 
   #deliver(msg: Message): PublishOutcome {
     const k = this.#k;
-    const matched = this.#dispatcher.dispatch(msg, Date.now());
+    const ms = k.ext.messageStore;
+    // message storage keeps published messages (retained ones are the retainer's) with who got them
+    const recipients = ms !== null && !msg.retain ? [] : undefined;
+    const matched = this.#dispatcher.dispatch(msg, Date.now(), recipients);
     if (matched === 0) {
       k.metrics.counters[C['messages.nonsubscribed']]!++;
       const ni = this.#nonsubIdx[msg.from.type]!;
       if (ni >= 0) k.metrics.counters[ni]!++;
       if (k.hooks.active['message.nonsubscribed']) k.hooks.observe('message.nonsubscribed', { message: msg });
     }
-    const ms = k.ext.messageStore;
-    if (ms !== null) this.#safely('message store', () => ms.store(msg));
+    if (recipients !== undefined) this.#safely('message store', () => ms!.store(msg, recipients));
     const cluster = k.ext.cluster;
     this.#safely('cluster forward', () => cluster.forward(msg));
     return { allowed: true, matched, reasonCode: matched === 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, disconnect: false };
@@ -317,27 +319,35 @@ export class Publisher {
     }
   }
 
-  /** Stored messages (message storage) for a new subscription, never twice to one session. */
+  /**
+   * Stored messages (message storage) for a new subscription: those the session never got — and for a
+   * shared subscription, those its group never took — then recorded as delivered.
+   */
   async replayStored(s: Session, sub: SessionSubscription): Promise<void> {
     const k = this.#k;
     const ms = k.ext.messageStore;
     if (ms === null) return;
     try {
       const now = Date.now();
-      const msgs = await ms.match(sub.filter, now);
+      const stored = await ms.match(sub.filter, now);
       const route = sub.route as KernelRoute;
       const o = sub.options;
-      const sent: number[] = [];
-      for (const m of msgs) {
+      const group = o.shareGroup === undefined ? undefined : sharedRecipient(o.shareGroup, sub.filter);
+      const sent: Message[] = [];
+      for (const { message: m, recipients } of stored) {
         if (s.terminated) return;
+        if (recipients.has(s.clientId) || (group !== undefined && recipients.has(group))) continue;
         if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
-        if (await ms.delivered(s.clientId, m.id)) continue;
         s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, o.retainAsPublished && m.retain, route.subIds, null, now);
-        sent.push(m.id);
+        sent.push(m);
       }
-      if (sent.length > 0) await ms.markDelivered(s.clientId, sent);
+      if (sent.length > 0) {
+        await ms.markDelivered(s.clientId, sent);
+        if (group !== undefined) await ms.markDelivered(group, sent);
+      }
     } catch (err) {
       k.logger.error({ err, filter: sub.filter }, 'message store replay failed');
     }
   }
+
 }

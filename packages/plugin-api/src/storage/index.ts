@@ -7,3 +7,4 @@ export { decodeJson, decodeMessage, encodeJson, encodeMessage } from './codec.js
 export { openLevelKv, type LevelConstructor, type LevelDatabase, type LevelOptions } from './level.js';
 export { REDIS_SHARDS, redisKv, type RedisClient, type RedisMulti } from './redis.js';
 export { maskUrl, openStorage, storageSchema, type OpenStorageOptions, type RedisConnection, type StorageConfig, type StorageDrivers, type StorageType } from './open.js';
+export { KvWriter } from './writer.js';

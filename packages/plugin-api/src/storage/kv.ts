@@ -40,6 +40,11 @@ export class KvBatch {
     return this.#ops.size;
   }
 
+  /** Lay `newer` over this batch: its operations win where both touch a key. */
+  merge(newer: KvBatch): void {
+    for (const op of newer.ops()) this.#ops.set(op.key, op);
+  }
+
   ops(): KvOp[] {
     return [...this.#ops.values()];
   }
