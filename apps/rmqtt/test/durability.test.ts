@@ -1,8 +1,9 @@
 /**
  * Killed mid-flood: the broker runs as a user runs it (the built command, the shipped config plus
- * session storage on the embedded store), QoS 1 and QoS 2 messages flood persistent sessions, the
- * process gets SIGKILL, and a restarted broker must still deliver every message it had acknowledged
- * (PUBACK or PUBREC sent) — QoS 2 exactly once.
+ * session storage, message storage and the retainer on the embedded store), QoS 1 and QoS 2 messages
+ * flood persistent sessions, the process gets SIGKILL, and a restarted broker must still deliver every
+ * message it had acknowledged (PUBACK or PUBREC sent) — QoS 2 exactly once — and keep its retained
+ * messages.
  *
  * The clients are raw MQTT 5 clients that keep their own session state across the restart, as a
  * conforming client does: the subscribers remember QoS 2 packet ids between PUBREC and PUBREL, the
@@ -11,7 +12,7 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RawClient, type Packet } from '@rmqtt-ts/testkit';
+import { RawClient, publishDone, type Packet } from '@rmqtt-ts/testkit';
 import { LOOPBACK, SHIPPED, WORKSPACE, children, start, tempDir, type Running } from './broker-process.js';
 
 /** A subscriber that acknowledges as the protocol says and records what it passed on. */
@@ -151,13 +152,15 @@ function setup(): { args: string[]; env: Record<string, string> } {
   const plugins = join(root, 'plugins');
   mkdirSync(plugins);
   cpSync(join(WORKSPACE, 'configs/plugins'), plugins, { recursive: true });
-  writeFileSync(join(plugins, 'rmqtt-session-storage.toml'), `storage.type = "sled"\nstorage.sled.path = "${join(root, 'data/session/{node}')}"\n`);
+  for (const [name, dir] of [['session-storage', 'session'], ['message-storage', 'message'], ['retainer', 'retain']]) {
+    writeFileSync(join(plugins, `rmqtt-${name}.toml`), `storage.type = "sled"\nstorage.sled.path = "${join(root, `data/${dir}/{node}`)}"\n`);
+  }
   const extra = join(root, 'extra.toml');
   writeFileSync(
     extra,
     [
       `plugins.dir = "${plugins}"`,
-      'plugins.default_startups = ["rmqtt-acl", "rmqtt-retainer", "rmqtt-shared-subscription", "rmqtt-session-storage"]',
+      'plugins.default_startups = ["rmqtt-acl", "rmqtt-retainer", "rmqtt-shared-subscription", "rmqtt-session-storage", "rmqtt-message-storage"]',
       // the offline queue holds the whole flood: nothing acknowledged may be dropped for room
       'listener.tcp.external.max_mqueue_len = 100000',
     ].join('\n'),
@@ -188,6 +191,11 @@ describe('SIGKILL mid-flood', () => {
       await s.subscribe('flood/#', qos);
     }
     await offline2.disconnect();
+
+    // retained messages set before the flood
+    const retainer = await RawClient.connect(port, { protocolVersion: 5, clientId: 'retainer' });
+    for (const [topic, payload] of [['state/a', 'A'], ['state/b', 'B']]) await publishDone(retainer.client, topic, payload, { qos: 1, retain: true });
+    retainer.client.destroy();
 
     const pub = new Flooder('flooder', 12);
     await pub.connect(port);
@@ -221,6 +229,15 @@ describe('SIGKILL mid-flood', () => {
       const twice = [...acked].filter(([p, qos]) => qos === 2 && (counts.get(p) ?? 0) !== 1).map(([p]) => p);
       expect(twice, `${s.clientId}: QoS 2 messages not delivered exactly once`).toEqual([]);
     }
+    // the retained messages are intact
+    const reader = await RawClient.connect(port, { protocolVersion: 5, clientId: 'reader' });
+    await reader.client.subscribe({ filter: 'state/#', qos: 1 });
+    const retained = [await reader.client.expect(3), await reader.client.expect(3)].map((p) => [p.topic, p.payload.toString(), p.retain]).sort();
+    expect(retained).toEqual([
+      ['state/a', 'A', true],
+      ['state/b', 'B', true],
+    ]);
+    reader.client.destroy();
     pub.destroy();
     for (const c of children) c.kill('SIGKILL');
   }, 90_000);

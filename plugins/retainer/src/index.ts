@@ -1,13 +1,29 @@
 /**
  * @rmqtt-ts/plugin-retainer — retained messages (the RetainStore extension point). Without it the
- * broker announces Retain Available 0. It refuses to stop: retained state would be lost.
+ * broker announces Retain Available 0. Kept in memory (`ram`), or in memory with a durable copy that a
+ * restarted broker reads back: `sled` (the embedded LevelDB store) or `redis`. It refuses to stop:
+ * retained state would be lost.
  */
+import { ClassicLevel } from 'classic-level';
+import { Cluster, Redis } from 'ioredis';
 import { definePlugin, RmqttError } from '@rmqtt-ts/plugin-api';
+import { openStorage, type StorageDrivers } from '@rmqtt-ts/plugin-api/storage';
 import { configSchema, type RetainerConfig } from './config.js';
+import { DurableRetainStore } from './durable-store.js';
 import { RamRetainStore } from './ram-store.js';
 
-export { RamRetainStore, type RamStoreLimits } from './ram-store.js';
+export { RamRetainStore, type RamStoreLimits, type RetainListener } from './ram-store.js';
+export { DurableRetainStore } from './durable-store.js';
 export { configSchema, type RetainerConfig } from './config.js';
+
+export const drivers: StorageDrivers = {
+  Level: ClassicLevel as unknown as StorageDrivers['Level'],
+  Redis: Redis as unknown as StorageDrivers['Redis'],
+  Cluster: Cluster as unknown as StorageDrivers['Cluster'],
+};
+
+/** How long stopping waits for writes to an unreachable backend. */
+const SHUTDOWN_WAIT_MS = 5_000;
 
 function limitsOf(c: RetainerConfig) {
   return { maxMessages: c.max_retained_messages, maxPayloadSize: c.max_payload_size, ttl: c.retained_message_ttl };
@@ -19,14 +35,19 @@ export default definePlugin<RetainerConfig>({
   description: 'Retained messages (ram store)',
   configSchema,
   create(ctx) {
-    let store: RamRetainStore | undefined;
+    let store: RamRetainStore | DurableRetainStore | undefined;
     return {
-      init() {
-        const type = ctx.config.storage.type;
-        if (type !== 'ram') {
-          throw new RmqttError('ERR_CONFIG', `retainer: storage.type = "${type}" needs a durable backend that this build does not include; use "ram"`);
+      async init() {
+        const c = ctx.config;
+        if (c.storage.type === 'ram') {
+          store = new RamRetainStore(limitsOf(c), ctx.broker.scheduler);
+        } else {
+          const kv = await openStorage(c.storage, { node: ctx.broker.nodeId, namespace: 'retain', timeoutMs: c.backend_timeout, drivers, logger: ctx.logger });
+          const durable = new DurableRetainStore(kv, limitsOf(c), ctx.broker.scheduler, ctx.logger);
+          const n = await durable.load(Date.now());
+          ctx.logger.info({ store: kv.description, retained: n }, 'retained messages loaded');
+          store = durable;
         }
-        store = new RamRetainStore(limitsOf(ctx.config), ctx.broker.scheduler);
         ctx.extensions.provide('retainStore', store);
       },
       stop() {
@@ -40,10 +61,21 @@ export default definePlugin<RetainerConfig>({
         if (store) store.limits = limitsOf(config);
       },
       attrs() {
-        return { storage: ctx.config.storage.type, retained: store?.count() ?? 0 };
+        return {
+          storage: ctx.config.storage.type,
+          retained: store?.count() ?? 0,
+          ...(store instanceof DurableRetainStore ? { store: store.description, write_errors: store.writeErrors } : {}),
+        };
       },
-      dispose() {
-        store?.close();
+      async dispose() {
+        if (store instanceof DurableRetainStore) {
+          let wait: NodeJS.Timeout | undefined;
+          await Promise.race([store.written(), new Promise((r) => (wait = setTimeout(r, SHUTDOWN_WAIT_MS)))]);
+          clearTimeout(wait);
+          await store.close();
+        } else {
+          store?.close();
+        }
       },
     };
   },

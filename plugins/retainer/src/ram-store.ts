@@ -18,12 +18,17 @@ export interface RamStoreLimits {
   ttl: number;
 }
 
+/** Told of every change: the message now retained for a topic, or undefined when it went. */
+export type RetainListener = (topic: string, message: Message | undefined) => void;
+
 export class RamRetainStore implements RetainStore {
   readonly #root = new Node(undefined, '');
   #count = 0;
   limits: RamStoreLimits;
   readonly #scheduler: Scheduler;
   readonly #now: () => number;
+  /** A durable store behind this one writes what it is told here. */
+  onChange: RetainListener | undefined;
 
   constructor(limits: RamStoreLimits, scheduler: Scheduler, now: () => number = Date.now) {
     this.limits = limits;
@@ -63,6 +68,7 @@ export class RamRetainStore implements RetainStore {
     node.message = stored;
     if (node.deadline !== undefined) this.#scheduler.cancel(node.deadline);
     node.deadline = expiresAt === 0 ? undefined : this.#scheduler.at(expiresAt, () => this.#expire(node, stored));
+    this.onChange?.(stored.topic, stored);
     return true;
   }
 
@@ -77,6 +83,7 @@ export class RamRetainStore implements RetainStore {
 
   #remove(node: Node): void {
     if (node.message === undefined) return;
+    this.onChange?.(node.message.topic, undefined);
     node.message = undefined;
     this.#count--;
     if (node.deadline !== undefined) this.#scheduler.cancel(node.deadline);

@@ -224,7 +224,7 @@ describe('retainer through a broker', () => {
     expect(b.broker.control.pluginConfig('retainer')).toEqual({
       storage: {
         type: 'ram',
-        sled: { path: '/var/log/rmqtt/.cache/retain/{node}', cache_capacity: 3 * 1024 ** 3 },
+        sled: { path: '/var/log/rmqtt/.cache/retain/{node}', cache_capacity: 3 * 1024 ** 3, sync_writes: false },
         // a secret: masked when shown
         redis: { url: '******', prefix: 'retain' },
       },

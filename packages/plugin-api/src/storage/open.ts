@@ -12,6 +12,7 @@ import { redisKv, type RedisClient } from './redis.js';
 
 export type StorageType = 'ram' | 'sled' | 'redis' | 'redis-cluster';
 
+/** The `storage` table; the tables of the types a plugin does not offer are absent. */
 export interface StorageConfig {
   type: StorageType;
   sled: { path: string; cache_capacity: number; sync_writes: boolean };
@@ -21,9 +22,12 @@ export interface StorageConfig {
 
 /** The `storage` table of a plugin's schema: `types` it offers, the default type, path and prefix. */
 export function storageSchema(o: { types: readonly StorageType[]; type: StorageType; path: string; prefix: string }): ConfigSchema {
-  return {
+  const schema: ConfigSchema = {
     type: { doc: `Where the data lives: ${o.types.join(', ')} (sled: the embedded LevelDB store).`, format: [...o.types], default: o.type },
-    sled: {
+  };
+  // only the tables of the types offered: a key that could never take effect is not accepted
+  if (o.types.includes('sled')) {
+    schema['sled'] = {
       path: { doc: 'Directory of the embedded store ({node}: the node id).', format: String, default: o.path },
       cache_capacity: { doc: 'Block cache of the embedded store.', format: 'size', default: '64MB' },
       sync_writes: {
@@ -31,16 +35,21 @@ export function storageSchema(o: { types: readonly StorageType[]; type: StorageT
         format: Boolean,
         default: false,
       },
-    },
-    redis: {
+    };
+  }
+  if (o.types.includes('redis')) {
+    schema['redis'] = {
       url: { doc: 'Redis URL, redis://[:password@]host:port[/db].', format: String, default: 'redis://127.0.0.1:6379/', sensitive: true },
       prefix: { doc: 'Key prefix ({node}: the node id).', format: String, default: o.prefix },
-    },
-    'redis-cluster': {
+    };
+  }
+  if (o.types.includes('redis-cluster')) {
+    schema['redis-cluster'] = {
       urls: { doc: 'Redis Cluster seed nodes.', format: Array, default: ['redis://127.0.0.1:6380/', 'redis://127.0.0.1:6381/', 'redis://127.0.0.1:6382/'], sensitive: true },
       prefix: { doc: 'Key prefix ({node}: the node id).', format: String, default: o.prefix },
-    },
-  };
+    };
+  }
+  return schema;
 }
 
 /** The drivers, handed in by the plugin (which depends on `classic-level` and `ioredis`). */

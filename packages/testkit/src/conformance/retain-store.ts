@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Message, RetainStore } from '@rmqtt-ts/plugin-api';
 
-export type RetainStoreFactory = () => Promise<{ store: RetainStore; close?: () => Promise<void> | void }>;
+/** `reopen` (durable stores): close the store and open it again over the same data, as a restart does. */
+export type RetainStoreFactory = () => Promise<{ store: RetainStore; close?: () => Promise<void> | void; reopen?: () => Promise<RetainStore> }>;
 
 let nextId = 1;
 
@@ -114,5 +115,29 @@ export function describeRetainStore(name: string, factory: RetainStoreFactory): 
       const plus = Array.from({ length: 5000 }, () => '+').join('/');
       expect(topicsOf(await store.match(plus))).toEqual([deep]);
     }));
+
+    it('a reopened store has what was retained: replaced, deleted and expired topics as they were left', async () => {
+      const h = await factory();
+      if (h.reopen === undefined) {
+        await h.close?.();
+        return;
+      }
+      try {
+        const now = Date.now();
+        await h.store.set(retainedMessage('d/keep', 'old'));
+        await h.store.set(retainedMessage('d/keep', Buffer.from([0, 255])));
+        await h.store.set(retainedMessage('d/gone', 'x'));
+        await h.store.delete('d/gone');
+        await h.store.set(retainedMessage('d/brief', 'y', { expiresAt: now + 150, properties: { messageExpiryInterval: 1 } }));
+        await h.store.set(retainedMessage('d/lasting', 'z', { expiresAt: now + 60_000, properties: { messageExpiryInterval: 60 } }));
+        await new Promise((r) => setTimeout(r, 200));
+        const store = await h.reopen();
+        expect(topicsOf(await store.match('d/#'))).toEqual(['d/keep', 'd/lasting']);
+        expect((await store.get('d/keep'))?.payload).toEqual(Buffer.from([0, 255]));
+        expect(await store.count()).toBe(2);
+      } finally {
+        await h.close?.();
+      }
+    });
   });
 }

@@ -1,0 +1,104 @@
+/** The retainer's durable types: the RetainStore suite over LevelDB and Redis, and a broker restart. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, expect, it } from 'vitest';
+import { openStorage, type StorageConfig } from '@rmqtt-ts/plugin-api/storage';
+import { DeadlineScheduler, RawClient, describeRetainStore, publishDone, startBroker, startRedis, testLogger, type TestBroker } from '@rmqtt-ts/testkit';
+import retainer, { DurableRetainStore, drivers } from '../src/index.js';
+
+const LIMITS = { maxMessages: 0, maxPayloadSize: 1024 * 1024, ttl: 0 };
+const cleanups: Array<() => Promise<void> | void> = [];
+const brokers: TestBroker[] = [];
+const clients: RawClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await Promise.all(brokers.splice(0).map((b) => b.stop()));
+});
+afterAll(async () => {
+  for (const c of cleanups) await c();
+});
+
+let prefixes = 0;
+function config(type: 'sled' | 'redis', where: string): StorageConfig {
+  return {
+    type,
+    sled: { path: where, cache_capacity: 8 * 1024 * 1024, sync_writes: false },
+    redis: { url: where, prefix: `retain-conformance-${process.pid}-${prefixes++}` },
+    'redis-cluster': { urls: [], prefix: '' },
+  };
+}
+
+function durable(type: 'sled' | 'redis', where: () => Promise<string>) {
+  return async () => {
+    const c = config(type, await where());
+    const scheduler = new DeadlineScheduler(testLogger());
+    const open = async (): Promise<DurableRetainStore> => {
+      const s = new DurableRetainStore(await openStorage(c, { node: 1, namespace: 'retain', timeoutMs: 5000, drivers, logger: testLogger() }), LIMITS, scheduler, testLogger());
+      await s.load(Date.now());
+      return s;
+    };
+    let store = await open();
+    return {
+      store,
+      reopen: async () => {
+        await store.written();
+        await store.close();
+        store = await open();
+        return store;
+      },
+      close: async () => {
+        await store.close();
+        scheduler.close();
+      },
+    };
+  };
+}
+
+describeRetainStore(
+  'leveldb',
+  durable('sled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-conf-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    return join(dir, 'db');
+  }),
+);
+
+let redisUrl: Promise<string> | undefined;
+describeRetainStore(
+  'redis',
+  durable('redis', () => {
+    redisUrl ??= startRedis().then((r) => {
+      cleanups.push(() => r.destroy());
+      return r.url;
+    });
+    return redisUrl;
+  }),
+);
+
+it('retained messages survive a broker restart with storage.type = "sled"', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-sled-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'rmqtt-retainer.toml'), `storage.type = "sled"\nstorage.sled.path = "${dir}/data/{node}"\n`);
+  const start = async (): Promise<TestBroker> => {
+    const b = await startBroker({ plugins: [retainer], pluginsDir: dir });
+    brokers.push(b);
+    return b;
+  };
+  let b = await start();
+  let { client } = await RawClient.connect(b.port(), { protocolVersion: 5 });
+  clients.push(client);
+  await publishDone(client, 'r/a', 'A', { qos: 1, retain: true });
+  await publishDone(client, 'r/b', 'B', { qos: 1, retain: true });
+  await publishDone(client, 'r/b', '', { qos: 1, retain: true });
+  await b.stop();
+  brokers.splice(0);
+  b = await start();
+  ({ client } = await RawClient.connect(b.port(), { protocolVersion: 5 }));
+  clients.push(client);
+  await client.subscribe({ filter: 'r/#', qos: 1 });
+  const p = await client.expect(3);
+  expect([p.topic, p.payload.toString(), p.retain]).toEqual(['r/a', 'A', true]);
+  expect(await client.expectSilence(300)).toBe(true);
+  expect(b.broker.control.plugin('retainer')?.attrs).toMatchObject({ storage: 'sled', retained: 1 });
+});
