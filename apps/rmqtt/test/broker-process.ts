@@ -87,8 +87,10 @@ export interface Running {
 
 /** Start the broker and wait for "rmqtt-ts started". */
 export function start(args: string[], extraEnv: Record<string, string>, cwd = WORKSPACE): Promise<Running> {
+  // each broker gets its own embedded session store (the shipped config would use <cwd>/data)
+  const store = { RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__PATH: join(tempDir(), 'session/{node}') };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: env({ ...store, ...extraEnv }), stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const lines: LogLine[] = [];
     let stdout = '';
