@@ -174,9 +174,10 @@ describe('RMQTT’s own rmqtt.toml', () => {
 
     const warnings = r.lines.filter((l) => l.level === 40 && l['plugin'] === undefined && String(l.msg).includes('not implemented'));
     expect(warnings).toHaveLength(1);
-    // the retainer's file sets keys of RMQTT's durable backends: named in the retainer's own warning
+    // the retainer's file sets batch_messages_limit, which has no effect here (its durable backends do): named in the retainer's own warning
     const retainerWarning = r.lines.find((l) => l.level === 40 && l['plugin'] === 'retainer' && String(l.msg).includes('not implemented'));
-    expect(String(retainerWarning?.msg)).toContain('storage.sled.path');
+    expect(String(retainerWarning?.msg)).toContain('batch_messages_limit');
+    expect(String(retainerWarning?.msg)).not.toContain('storage.sled.path');
     const w = String(warnings[0]!.msg);
     expect(w).toContain('rmqtt.toml');
     for (const key of ['task.exec_workers', 'node.busy.check_enable', 'rpc.server_addr', 'listener.tls.external.cert_subject_dn_as_username', 'listener.quic.external']) {
@@ -205,7 +206,7 @@ describe('the shipped configs/rmqtt.toml', () => {
       expect(String(line?.['addr'])).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(r.port(name)).toBeGreaterThan(0);
     }
-    expect(r.lines.find((l) => l.msg === 'plugins.default_startups')?.['plugins']).toEqual(['rmqtt-acl', 'rmqtt-retainer', 'rmqtt-shared-subscription', 'rmqtt-http-api']);
+    expect(r.lines.find((l) => l.msg === 'plugins.default_startups')?.['plugins']).toEqual(['rmqtt-acl', 'rmqtt-retainer', 'rmqtt-session-storage', 'rmqtt-shared-subscription', 'rmqtt-http-api']);
     expect(r.stderr()).toBe('');
   });
 
@@ -218,7 +219,7 @@ describe('the shipped configs/rmqtt.toml', () => {
     const [node] = (await res.json()) as { node: number; plugins: { name: string; active: boolean; immutable: boolean }[] }[];
     expect(node!.node).toBe(1);
     const active = node!.plugins.filter((p) => p.active).map((p) => p.name);
-    expect(active.sort()).toEqual(['acl', 'http-api', 'retainer', 'shared-subscription']);
+    expect(active.sort()).toEqual(['acl', 'http-api', 'retainer', 'session-storage', 'shared-subscription']);
     // installed beside the broker but not started at boot: loaded by name
     const load = await fetch(`http://${addr}/api/v1/plugins/1/rmqtt-sys-topic/load`, { method: 'PUT' });
     expect(load.status).toBe(200);

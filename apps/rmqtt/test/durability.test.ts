@@ -165,7 +165,8 @@ function setup(): { args: string[]; env: Record<string, string> } {
       'listener.tcp.external.max_mqueue_len = 100000',
     ].join('\n'),
   );
-  return { args: ['-f', SHIPPED, '-f', extra], env: { ...LOOPBACK } };
+  // the session store's path from the file, the same for both runs (not a fresh one per start)
+  return { args: ['-f', SHIPPED, '-f', extra], env: { ...LOOPBACK, RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__PATH: join(root, 'data/session/{node}') } };
 }
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {

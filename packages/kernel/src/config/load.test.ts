@@ -51,7 +51,7 @@ describe('the shipped files', () => {
     expect(warnings).toEqual([]);
     expect(config.node.id).toBe(1);
     expect(config.log).toEqual({ to: 'console', level: 'info', dir: '/var/log/rmqtt', file: 'rmqtt.log' });
-    expect(config.plugins).toEqual({ dir: './configs/plugins', defaultStartups: ['rmqtt-acl', 'rmqtt-retainer', 'rmqtt-shared-subscription', 'rmqtt-http-api'], disabledDefaultStartups: [] });
+    expect(config.plugins).toEqual({ dir: './configs/plugins', defaultStartups: ['rmqtt-acl', 'rmqtt-retainer', 'rmqtt-session-storage', 'rmqtt-shared-subscription', 'rmqtt-http-api'], disabledDefaultStartups: [] });
     expect(config.mqtt).toEqual({ delayedPublishMax: 100_000, delayedPublishImmediate: true, maxSessions: 0 });
     expect(config.listeners.map((l) => l.name)).toEqual(['tcp.external', 'tcp.internal', 'ws.external']);
     for (const l of config.listeners) {
