@@ -31,7 +31,7 @@ export const RMQTT_PLUGIN_ENV = { RMQTT_PLUGIN_HTTP_API__HTTP_LADDR: '127.0.0.1:
  * The command of a broker: { cwd, argv (exec'd by sh), shell (the full sh -c line) }.
  * `port` is a placeholder for display when not known; `extraArgs` are appended (rmqtt-ts only).
  */
-export function brokerCommand(name, { root, benchDir, port = '<port>', confPath = '<conf>', extraArgs = [] }) {
+export function brokerCommand(name, { root, benchDir, port = '<port>', confPath = '<conf>', extraArgs = [], env: extraEnv = {} }) {
   let argv;
   let cwd;
   if (name === 'rmqtt-ts') {
@@ -47,7 +47,7 @@ export function brokerCommand(name, { root, benchDir, port = '<port>', confPath 
   } else {
     throw new Error(`unknown broker ${name}`);
   }
-  const env = name === 'rmqtt-ts' ? Object.entries(RMQTT_PLUGIN_ENV).map(([k, v]) => `${k}=${shq(v)} `).join('') : '';
+  const env = name === 'rmqtt-ts' ? Object.entries({ ...RMQTT_PLUGIN_ENV, ...extraEnv }).map(([k, v]) => `${k}=${shq(v)} `).join('') : '';
   const inner = `ulimit -n 20000; ${env}exec ${argv.map(shq).join(' ')}`;
   return { cwd, argv, inner, shell: `sh -c ${shq(inner)}` };
 }
@@ -92,7 +92,7 @@ function commOf(pid) {
  * Starts a broker and waits until its port accepts connections.
  * Returns { name, pid, port, child, logFile, command, alive(), stop(), logTail() } or throws with the log tail.
  */
-export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], readyTimeoutMs = 30000 }) {
+export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], env = {}, readyTimeoutMs = 30000 }) {
   const logFile = join(rawDir, `${tag}.broker.log`);
   let port;
   let confPath;
@@ -101,7 +101,7 @@ export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs
     confPath = join(rawDir, `${tag}.mosquitto.conf`);
     writeFileSync(confPath, mosquittoConf(port));
   }
-  const cmd = brokerCommand(name, { root, benchDir, port, confPath, extraArgs });
+  const cmd = brokerCommand(name, { root, benchDir, port, confPath, extraArgs, env });
   const fd = openSync(logFile, 'w');
   const child = spawnTracked('sh', ['-c', cmd.inner], { cwd: cmd.cwd, stdio: ['ignore', fd, fd] });
   closeSync(fd);

@@ -32,6 +32,8 @@ interface InflightRecord extends DeliveryRecord {
 
 /** What the store holds for one session, as ids and keys. */
 interface Mirror {
+  /** The client id as a key part (percent-encoded once). */
+  readonly ek: string;
   record: SessionRecord;
   subscriptions: Set<string>;
   /** Queued deliveries, oldest first: [seq, message id]. */
@@ -114,7 +116,7 @@ export class KvSessionStore implements SessionStore {
       this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1);
     };
     for (const [clientId, record] of records) {
-      const m: Mirror = { record, subscriptions: new Set(), queue: [], head: 0, nextSeq: 0, inflight: new Map(), awaitingRel: new Set() };
+      const m: Mirror = { ek: encodeURIComponent(clientId), record, subscriptions: new Set(), queue: [], head: 0, nextSeq: 0, inflight: new Map(), awaitingRel: new Set() };
       const snapSubs = subs.get(clientId) ?? [];
       for (const s of snapSubs) m.subscriptions.add(s.rawFilter);
       const snapQueued: DeliverySnapshot[] = [];
@@ -171,7 +173,7 @@ export class KvSessionStore implements SessionStore {
     // messages first referred to in this batch, written once at the end if still referred to
     const fresh = new Map<number, Message>();
     for (const c of changes) this.#apply(c, batch, fresh);
-    for (const [id, msg] of fresh) if ((this.#refs.get(id) ?? 0) > 0) batch.put(kvKey('m', id), encodeMessage(msg));
+    for (const [id, msg] of fresh) if ((this.#refs.get(id) ?? 0) > 0) batch.put(`m/${id}`, encodeMessage(msg));
     if (batch.size === 0) return Promise.resolve();
     this.#pending = batch;
     return this.#kv.write(batch.ops()).then(() => {
@@ -196,22 +198,22 @@ export class KvSessionStore implements SessionStore {
       return;
     }
     this.#refs.delete(id);
-    batch.del(kvKey('m', id));
+    batch.del(`m/${id}`);
   }
 
   #removeAll(clientId: string, m: Mirror, batch: KvBatch): void {
-    batch.del(kvKey('s', clientId));
-    for (const f of m.subscriptions) batch.del(kvKey('b', clientId, f));
+    batch.del(`s/${m.ek}`);
+    for (const f of m.subscriptions) batch.del(`b/${m.ek}/${encodeURIComponent(f)}`);
     for (let i = m.head; i < m.queue.length; i++) {
       const [seq, id] = m.queue[i]!;
-      batch.del(kvKey('q', clientId, seqKey(seq)));
+      batch.del(`q/${m.ek}/${seqKey(seq)}`);
       this.#unref(id, batch);
     }
     for (const [packetId, id] of m.inflight) {
-      batch.del(kvKey('i', clientId, packetId));
+      batch.del(`i/${m.ek}/${packetId}`);
       this.#unref(id, batch);
     }
-    for (const packetId of m.awaitingRel) batch.del(kvKey('r', clientId, packetId));
+    for (const packetId of m.awaitingRel) batch.del(`r/${m.ek}/${packetId}`);
     this.#sessions.delete(clientId);
   }
 
@@ -223,7 +225,7 @@ export class KvSessionStore implements SessionStore {
       m.queue.splice(0, m.head);
       m.head = 0;
     }
-    batch.del(kvKey('q', clientId, seqKey(seq)));
+    batch.del(`q/${m.ek}/${seqKey(seq)}`);
     this.#unref(id, batch);
   }
 
@@ -233,18 +235,18 @@ export class KvSessionStore implements SessionStore {
       const old = this.#sessions.get(s.clientId);
       if (old !== undefined) this.#removeAll(s.clientId, old, batch);
       const { subscriptions, inflight, queued, awaitingRel, ...record } = s;
-      const m: Mirror = { record, subscriptions: new Set(), queue: [], head: 0, nextSeq: old?.nextSeq ?? 0, inflight: new Map(), awaitingRel: new Set() };
+      const m: Mirror = { ek: encodeURIComponent(s.clientId), record, subscriptions: new Set(), queue: [], head: 0, nextSeq: old?.nextSeq ?? 0, inflight: new Map(), awaitingRel: new Set() };
       this.#sessions.set(s.clientId, m);
-      batch.put(kvKey('s', s.clientId), encodeJson(record));
+      batch.put(`s/${m.ek}`, encodeJson(record));
       for (const sub of subscriptions) {
         m.subscriptions.add(sub.rawFilter);
-        batch.put(kvKey('b', s.clientId, sub.rawFilter), encodeJson(sub));
+        batch.put(`b/${m.ek}/${encodeURIComponent(sub.rawFilter)}`, encodeJson(sub));
       }
       for (const d of queued) this.#enqueue(s.clientId, m, d, batch, fresh);
       for (const d of inflight) this.#inflight(s.clientId, m, d, batch, fresh);
       for (const id of awaitingRel) {
         m.awaitingRel.add(id);
-        batch.put(kvKey('r', s.clientId, id), EMPTY);
+        batch.put(`r/${m.ek}/${id}`, EMPTY);
       }
       return;
     }
@@ -257,14 +259,14 @@ export class KvSessionStore implements SessionStore {
         break;
       case 'subscribe':
         m.subscriptions.add(c.subscription.rawFilter);
-        batch.put(kvKey('b', c.clientId, c.subscription.rawFilter), encodeJson(c.subscription));
+        batch.put(`b/${m.ek}/${encodeURIComponent(c.subscription.rawFilter)}`, encodeJson(c.subscription));
         break;
       case 'unsubscribe':
-        if (m.subscriptions.delete(c.rawFilter)) batch.del(kvKey('b', c.clientId, c.rawFilter));
+        if (m.subscriptions.delete(c.rawFilter)) batch.del(`b/${m.ek}/${encodeURIComponent(c.rawFilter)}`);
         break;
       case 'offline':
         m.record = { ...m.record, disconnectedAt: c.at, expiryInterval: c.expiryInterval };
-        batch.put(kvKey('s', c.clientId), encodeJson(m.record));
+        batch.put(`s/${m.ek}`, encodeJson(m.record));
         break;
       case 'enqueue':
         this.#enqueue(c.clientId, m, c.delivery, batch, fresh);
@@ -280,16 +282,16 @@ export class KvSessionStore implements SessionStore {
         const id = m.inflight.get(c.packetId);
         if (id === undefined) break;
         m.inflight.delete(c.packetId);
-        batch.del(kvKey('i', c.clientId, c.packetId));
+        batch.del(`i/${m.ek}/${c.packetId}`);
         this.#unref(id, batch);
         break;
       }
       case 'awaitRel':
         if (c.pending) {
           m.awaitingRel.add(c.packetId);
-          batch.put(kvKey('r', c.clientId, c.packetId), EMPTY);
+          batch.put(`r/${m.ek}/${c.packetId}`, EMPTY);
         } else if (m.awaitingRel.delete(c.packetId)) {
-          batch.del(kvKey('r', c.clientId, c.packetId));
+          batch.del(`r/${m.ek}/${c.packetId}`);
         }
         break;
     }
@@ -300,7 +302,7 @@ export class KvSessionStore implements SessionStore {
     m.queue.push([seq, d.message.id]);
     this.#ref(d.message, batch, fresh);
     const r: DeliveryRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds };
-    batch.put(kvKey('q', clientId, seqKey(seq)), encodeJson(r));
+    batch.put(`q/${m.ek}/${seqKey(seq)}`, plainJson(r));
   }
 
   #inflight(clientId: string, m: Mirror, d: InflightSnapshot, batch: KvBatch, fresh: Map<number, Message>): void {
@@ -309,8 +311,13 @@ export class KvSessionStore implements SessionStore {
     if (before !== undefined) this.#unref(before, batch);
     m.inflight.set(d.packetId, d.message.id);
     const r: InflightRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds, state: d.state };
-    batch.put(kvKey('i', clientId, d.packetId), encodeJson(r));
+    batch.put(`i/${m.ek}/${d.packetId}`, plainJson(r));
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A record with nothing but numbers, booleans and strings in it: no Buffer walk needed. */
+function plainJson(value: DeliveryRecord | InflightRecord): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}

@@ -29,11 +29,15 @@ export function decodeJson<T>(data: Buffer | string): T {
 
 /** A message: 4-byte header length, the JSON header (everything but the payload), the payload. */
 export function encodeMessage(m: Message): Buffer {
-  const header = encodeJson({ ...m, payload: undefined });
-  const out = Buffer.allocUnsafe(4 + header.length + m.payload.length);
-  out.writeUInt32BE(header.length, 0);
-  header.copy(out, 4);
-  m.payload.copy(out, 4 + header.length);
+  // built by hand: no replacer walk (the only Buffer besides the payload is correlationData)
+  const p = m.properties;
+  const props = p.correlationData === undefined ? p : { ...p, correlationData: { $b64: p.correlationData.toString('base64') } };
+  const header = JSON.stringify({ id: m.id, topic: m.topic, qos: m.qos, retain: m.retain, properties: props, from: m.from, createdAt: m.createdAt, expiresAt: m.expiresAt });
+  const n = Buffer.byteLength(header);
+  const out = Buffer.allocUnsafe(4 + n + m.payload.length);
+  out.writeUInt32BE(n, 0);
+  out.write(header, 4, 'utf8');
+  m.payload.copy(out, 4 + n);
   return out;
 }
 

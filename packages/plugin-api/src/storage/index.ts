@@ -4,7 +4,7 @@
  */
 export { KvBatch, kvKey, kvKeyParts, type KvOp, type KvStore } from './kv.js';
 export { decodeJson, decodeMessage, encodeJson, encodeMessage } from './codec.js';
-export { openLevelKv, type LevelConstructor, type LevelDatabase, type LevelOptions } from './level.js';
+export { openLevelKv, type LevelChainedBatch, type LevelConstructor, type LevelDatabase, type LevelOptions } from './level.js';
 export { REDIS_SHARDS, redisKv, type RedisClient, type RedisMulti } from './redis.js';
 export { maskUrl, openStorage, storageSchema, type OpenStorageOptions, type RedisConnection, type StorageConfig, type StorageDrivers, type StorageType } from './open.js';
 export { KvWriter } from './writer.js';

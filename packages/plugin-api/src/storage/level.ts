@@ -7,9 +7,16 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { KvOp, KvStore } from './kv.js';
 
 /** The part of classic-level's ClassicLevel that the backend uses. */
+/** A chained batch: classic-level's cheapest way to write many operations (far less per-operation work than an array). */
+export interface LevelChainedBatch {
+  put(key: string, value: Buffer): LevelChainedBatch;
+  del(key: string): LevelChainedBatch;
+  write(options?: { sync?: boolean }): Promise<void>;
+}
+
 export interface LevelDatabase {
   open(): Promise<void>;
-  batch(ops: Array<{ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string }>, options?: { sync?: boolean }): Promise<void>;
+  batch(): LevelChainedBatch;
   iterator(): AsyncIterable<[string, Buffer]> & { close(): Promise<void> };
   close(): Promise<void>;
 }
@@ -71,7 +78,12 @@ class LevelKv implements KvStore {
 
   async write(ops: readonly KvOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.#db.batch(ops as KvOp[] as Array<{ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string }>, { sync: this.#sync });
+    const b = this.#db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') b.put(op.key, op.value);
+      else b.del(op.key);
+    }
+    await b.write({ sync: this.#sync });
   }
 
   async *entries(): AsyncIterable<readonly [string, Buffer]> {
