@@ -81,9 +81,11 @@ export type SessionChange =
 /**
  * Persistent sessions (clean_session=0 / session expiry > 0). Kernel default: in memory (gone at exit).
  * `apply` resolves once the batch is durable; the kernel acknowledges QoS 1/2 messages to persistent
- * sessions only after that. Calls never overlap. When `apply` rejects (the backend is away), the store
- * has still taken the changes and must write them with its next call: the kernel retries with an
- * empty list, and does not hand the same changes again.
+ * sessions only after that. The next batch may be handed over before the previous one is written: a
+ * store applies batches in the order it gets them and settles their promises in that order. When
+ * `apply` rejects (the backend is away), the store has still taken the changes and must write them
+ * with its next call: the kernel hands nothing new and retries with an empty list until that
+ * resolves, and never hands the same changes again.
  */
 export interface SessionStore {
   /** Sessions saved earlier (to restore at start-up as offline sessions). */

@@ -7,11 +7,16 @@
  *   q/{client}/{seq}       one queued delivery: message id, QoS, retain, subscription ids
  *   i/{client}/{packetId}  one inflight delivery, with its state (publish / pubrel)
  *   r/{client}/{packetId}  an inbound QoS 2 packet id waiting for PUBREL
- *   m/{messageId}          a message, once, however many deliveries refer to it
+ *   m/{messageId}          a message that several deliveries refer to, stored once
  *
- * A batch of changes is one write: a message and the deliveries that refer to it land together. A
- * message is deleted with its last reference. Which keys exist is mirrored in memory (ids only, never
- * payloads), so a change never has to read the store.
+ * A message only one delivery refers to (the common case: one persistent subscriber) travels inside
+ * that delivery's record instead, so a QoS 1 message to one session costs one put when it is sent and
+ * one delete when it is acknowledged. A batch of changes is one write: a message and the deliveries
+ * that refer to it land together. A shared message is deleted with its last reference. Which keys
+ * exist is mirrored in memory (ids only, never payloads), so a change never has to read the store.
+ *
+ * A delivery record's value: 4-byte length, the JSON record, then the message (encodeMessage) when
+ * it travels inline.
  */
 import type { DeliverySnapshot, InflightSnapshot, Message, SessionChange, SessionSnapshot, SessionStore, SubscriptionSnapshot } from '@rmqtt-ts/plugin-api';
 import { KvBatch, decodeJson, decodeMessage, encodeJson, encodeMessage, kvKey, kvKeyParts, type KvStore } from '@rmqtt-ts/plugin-api/storage';
@@ -45,6 +50,31 @@ interface Mirror {
   awaitingRel: Set<number>;
 }
 
+/** A delivery record whose value is settled at the end of the call (inline message or a reference). */
+interface PendingRecord {
+  readonly op: { value: Buffer };
+  readonly record: DeliveryRecord | InflightRecord;
+  readonly message: Message;
+}
+
+function recordValue(record: DeliveryRecord | InflightRecord, message: Message | undefined): Buffer {
+  const json = Buffer.from(JSON.stringify(record), 'utf8');
+  const body = message === undefined ? undefined : encodeMessage(message);
+  const out = Buffer.allocUnsafe(4 + json.length + (body?.length ?? 0));
+  out.writeUInt32BE(json.length, 0);
+  json.copy(out, 4);
+  body?.copy(out, 4 + json.length);
+  return out;
+}
+
+function readRecord<R>(value: Buffer): { record: R; message: Message | undefined } {
+  if (value.length < 4) throw new Error('record too short');
+  const n = value.readUInt32BE(0);
+  if (4 + n > value.length) throw new Error('record length overruns its value');
+  const record = decodeJson<R>(value.subarray(4, 4 + n));
+  return { record, message: 4 + n < value.length ? decodeMessage(value.subarray(4 + n)) : undefined };
+}
+
 const SEQ_WIDTH = 12;
 const seqKey = (n: number): string => n.toString(16).padStart(SEQ_WIDTH, '0');
 
@@ -53,8 +83,14 @@ export class KvSessionStore implements SessionStore {
   readonly #sessions = new Map<string, Mirror>();
   /** References to each stored message. */
   readonly #refs = new Map<number, number>();
-  /** Writes of a call that failed, sent again with the next one. */
-  #pending: KvBatch | null = null;
+  /** Messages stored under m/ (referred to by more than one delivery at some point). */
+  readonly #shared = new Set<number>();
+  /** Delivery records of the call under way, settled at its end. */
+  #pending: PendingRecord[] = [];
+  /** Writes collected for the next write (and those of a write that failed). */
+  #next = new KvBatch();
+  #nextWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  #writing = false;
 
   constructor(kv: KvStore) {
     this.#kv = kv;
@@ -70,6 +106,13 @@ export class KvSessionStore implements SessionStore {
     const subs = new Map<string, SubscriptionSnapshot[]>();
     const queued = new Map<string, Array<[number, DeliveryRecord]>>();
     const inflight = new Map<string, Array<[number, InflightRecord]>>();
+    /** Messages carried inside delivery records. */
+    const inline = new Map<number, Message>();
+    const readDelivery = <R extends DeliveryRecord>(value: Buffer): R => {
+      const { record, message } = readRecord<R>(value);
+      if (message !== undefined) inline.set(record.m, message);
+      return record;
+    };
     const rel = new Map<string, number[]>();
     const messages = new Map<number, Message>();
     const push = <T>(m: Map<string, T[]>, k: string, v: T): void => {
@@ -89,10 +132,10 @@ export class KvSessionStore implements SessionStore {
             push(subs, a!, decodeJson<SubscriptionSnapshot>(value));
             break;
           case 'q':
-            push(queued, a!, [parseInt(b!, 16), decodeJson<DeliveryRecord>(value)]);
+            push(queued, a!, [parseInt(b!, 16), readDelivery<DeliveryRecord>(value)]);
             break;
           case 'i':
-            push(inflight, a!, [Number(b), decodeJson<InflightRecord>(value)]);
+            push(inflight, a!, [Number(b), readDelivery<InflightRecord>(value)]);
             break;
           case 'r':
             push(rel, a!, Number(b));
@@ -110,6 +153,7 @@ export class KvSessionStore implements SessionStore {
 
     this.#sessions.clear();
     this.#refs.clear();
+    this.#shared.clear();
     const out: SessionSnapshot[] = [];
     const cleanup = new KvBatch();
     const ref = (id: number): void => {
@@ -121,7 +165,7 @@ export class KvSessionStore implements SessionStore {
       for (const s of snapSubs) m.subscriptions.add(s.rawFilter);
       const snapQueued: DeliverySnapshot[] = [];
       for (const [seq, d] of (queued.get(clientId) ?? []).sort((x, y) => x[0] - y[0])) {
-        const message = messages.get(d.m);
+        const message = messages.get(d.m) ?? inline.get(d.m);
         m.nextSeq = Math.max(m.nextSeq, seq + 1);
         if (message === undefined) {
           // its message never landed (a crash between Redis shards): the reference goes
@@ -134,7 +178,7 @@ export class KvSessionStore implements SessionStore {
       }
       const snapInflight: InflightSnapshot[] = [];
       for (const [packetId, d] of inflight.get(clientId) ?? []) {
-        const message = messages.get(d.m);
+        const message = messages.get(d.m) ?? inline.get(d.m);
         if (message === undefined) {
           cleanup.del(kvKey('i', clientId, packetId));
           continue;
@@ -159,36 +203,88 @@ export class KvSessionStore implements SessionStore {
         }
       }
     }
-    for (const id of messages.keys()) if (!this.#refs.has(id)) cleanup.del(kvKey('m', id));
+    for (const id of messages.keys()) {
+      if (this.#refs.has(id)) this.#shared.add(id);
+      else cleanup.del(kvKey('m', id));
+    }
     if (cleanup.size > 0) await this.#kv.write(cleanup.ops());
     return out;
   }
 
   /**
-   * The changes become writes at once (the mirror moves on); a write that fails stays pending and goes
-   * out with the next call, merged with its writes (the kernel retries with no changes).
+   * The changes become writes at once (the mirror moves on). Writes go out one at a time, in order:
+   * while one is under way the next calls' writes collect and go out together when it is done. A write
+   * that fails rejects the calls it carried and stays pending, merged under the newer writes; the next
+   * call (the kernel retries with no changes) sends it again.
    */
   apply(changes: readonly SessionChange[]): Promise<void> {
-    const batch = this.#pending ?? new KvBatch();
-    // messages first referred to in this batch, written once at the end if still referred to
-    const fresh = new Map<number, Message>();
-    for (const c of changes) this.#apply(c, batch, fresh);
-    for (const [id, msg] of fresh) if ((this.#refs.get(id) ?? 0) > 0) batch.put(`m/${id}`, encodeMessage(msg));
-    if (batch.size === 0) return Promise.resolve();
-    this.#pending = batch;
-    return this.#kv.write(batch.ops()).then(() => {
-      if (this.#pending === batch) this.#pending = null;
-    });
+    const batch = this.#next;
+    for (const c of changes) this.#apply(c, batch);
+    this.#settleRecords(batch);
+    const done = new Promise<void>((resolve, reject) => this.#nextWaiters.push({ resolve, reject }));
+    if (!this.#writing) this.#writeNext();
+    return done;
+  }
+
+  readonly #afterTurn = (): void => {
+    this.#writing = false;
+    if (this.#nextWaiters.length > 0) this.#writeNext();
+  };
+
+  #writeNext(): void {
+    const batch = this.#next;
+    const waiters = this.#nextWaiters;
+    this.#next = new KvBatch();
+    this.#nextWaiters = [];
+    if (batch.size === 0) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    this.#writing = true;
+    this.#kv.write(batch.ops()).then(
+      () => {
+        for (const w of waiters) w.resolve();
+        // the next write after one turn of the event loop: the connections this write released read
+        // and handle their next packets first, and their changes join it (larger, fewer writes)
+        setImmediate(this.#afterTurn);
+      },
+      (err: unknown) => {
+        this.#writing = false;
+        // kept for the next call, under what was collected meanwhile
+        batch.merge(this.#next);
+        this.#next = batch;
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   close(): Promise<void> {
     return this.#kv.close();
   }
 
-  #ref(msg: Message, batch: KvBatch, fresh: Map<number, Message>): void {
-    const n = this.#refs.get(msg.id) ?? 0;
-    this.#refs.set(msg.id, n + 1);
-    if (n === 0) fresh.set(msg.id, msg);
+  /**
+   * The call's delivery records get their values: a message referred to once (and not shared already)
+   * travels inside its record; one referred to more often is written once under m/.
+   */
+  #settleRecords(batch: KvBatch): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    for (const p of pending) {
+      const id = p.message.id;
+      const refs = this.#refs.get(id) ?? 0;
+      // no reference left: the record was deleted again within the call
+      if (refs === 0) continue;
+      if (refs > 1 && !this.#shared.has(id)) {
+        this.#shared.add(id);
+        batch.put(`m/${id}`, encodeMessage(p.message));
+      }
+      p.op.value = recordValue(p.record, this.#shared.has(id) ? undefined : p.message);
+    }
+  }
+
+  #ref(msg: Message): void {
+    this.#refs.set(msg.id, (this.#refs.get(msg.id) ?? 0) + 1);
   }
 
   #unref(id: number, batch: KvBatch): void {
@@ -198,7 +294,7 @@ export class KvSessionStore implements SessionStore {
       return;
     }
     this.#refs.delete(id);
-    batch.del(`m/${id}`);
+    if (this.#shared.delete(id)) batch.del(`m/${id}`);
   }
 
   #removeAll(clientId: string, m: Mirror, batch: KvBatch): void {
@@ -229,7 +325,7 @@ export class KvSessionStore implements SessionStore {
     this.#unref(id, batch);
   }
 
-  #apply(c: SessionChange, batch: KvBatch, fresh: Map<number, Message>): void {
+  #apply(c: SessionChange, batch: KvBatch): void {
     if (c.op === 'put') {
       const s = c.session;
       const old = this.#sessions.get(s.clientId);
@@ -242,8 +338,8 @@ export class KvSessionStore implements SessionStore {
         m.subscriptions.add(sub.rawFilter);
         batch.put(`b/${m.ek}/${encodeURIComponent(sub.rawFilter)}`, encodeJson(sub));
       }
-      for (const d of queued) this.#enqueue(s.clientId, m, d, batch, fresh);
-      for (const d of inflight) this.#inflight(s.clientId, m, d, batch, fresh);
+      for (const d of queued) this.#enqueue(m, d, batch);
+      for (const d of inflight) this.#inflight(m, d, batch);
       for (const id of awaitingRel) {
         m.awaitingRel.add(id);
         batch.put(`r/${m.ek}/${id}`, EMPTY);
@@ -269,14 +365,14 @@ export class KvSessionStore implements SessionStore {
         batch.put(`s/${m.ek}`, encodeJson(m.record));
         break;
       case 'enqueue':
-        this.#enqueue(c.clientId, m, c.delivery, batch, fresh);
+        this.#enqueue(m, c.delivery, batch);
         break;
       case 'dequeue':
         this.#popQueue(c.clientId, m, batch);
         break;
       case 'inflight':
         if (c.fromQueue) this.#popQueue(c.clientId, m, batch);
-        this.#inflight(c.clientId, m, c.delivery, batch, fresh);
+        this.#inflight(m, c.delivery, batch);
         break;
       case 'complete': {
         const id = m.inflight.get(c.packetId);
@@ -297,27 +393,23 @@ export class KvSessionStore implements SessionStore {
     }
   }
 
-  #enqueue(clientId: string, m: Mirror, d: DeliverySnapshot, batch: KvBatch, fresh: Map<number, Message>): void {
+  #enqueue(m: Mirror, d: DeliverySnapshot, batch: KvBatch): void {
     const seq = m.nextSeq++;
     m.queue.push([seq, d.message.id]);
-    this.#ref(d.message, batch, fresh);
-    const r: DeliveryRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds };
-    batch.put(`q/${m.ek}/${seqKey(seq)}`, plainJson(r));
+    this.#ref(d.message);
+    const record: DeliveryRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds };
+    this.#pending.push({ op: batch.putLater(`q/${m.ek}/${seqKey(seq)}`), record, message: d.message });
   }
 
-  #inflight(clientId: string, m: Mirror, d: InflightSnapshot, batch: KvBatch, fresh: Map<number, Message>): void {
+  #inflight(m: Mirror, d: InflightSnapshot, batch: KvBatch): void {
     const before = m.inflight.get(d.packetId);
-    this.#ref(d.message, batch, fresh);
+    this.#ref(d.message);
     if (before !== undefined) this.#unref(before, batch);
     m.inflight.set(d.packetId, d.message.id);
-    const r: InflightRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds, state: d.state };
-    batch.put(`i/${m.ek}/${d.packetId}`, plainJson(r));
+    const record: InflightRecord = { m: d.message.id, qos: d.qos, retain: d.retain, subIds: d.subscriptionIds, state: d.state };
+    this.#pending.push({ op: batch.putLater(`i/${m.ek}/${d.packetId}`), record, message: d.message });
   }
 }
 
 const EMPTY = Buffer.alloc(0);
 
-/** A record with nothing but numbers, booleans and strings in it: no Buffer walk needed. */
-function plainJson(value: DeliveryRecord | InflightRecord): Buffer {
-  return Buffer.from(JSON.stringify(value), 'utf8');
-}

@@ -129,6 +129,7 @@ export class Connection {
       if (wait > 0) this.#pauseForRate(wait);
     }
     this.decoder.push(chunk);
+    if (this.#busy && this.decoder.buffered > YIELD_PAUSE_BYTES) this.#pauseReads();
     this.#process();
   }
 
@@ -189,8 +190,10 @@ export class Connection {
         return;
       }
       if (pending !== undefined) {
+        // reads go on while the handler waits (the next packets are then at hand when it is done),
+        // unless a lot is buffered already
         this.#busy = true;
-        this.transport.pause();
+        if (this.decoder.buffered > YIELD_PAUSE_BYTES) this.#pauseReads();
         pending.then(
           () => this.#afterAsync(),
           (err: unknown) => this.handlerFailed(err),
@@ -209,7 +212,7 @@ export class Connection {
   #yield(): void {
     this.#busy = true;
     if (this.decoder.buffered > YIELD_PAUSE_BYTES) {
-      this.transport.pause();
+      this.#pauseReads();
       setImmediate(nextTurn, afterPausedYield, this);
     } else {
       setImmediate(nextTurn, afterYield, this);
@@ -230,8 +233,23 @@ export class Connection {
   #afterAsync(): void {
     this.#busy = false;
     if (this.closed) return;
-    if (!this.#pausedForRate) this.transport.resume();
+    if (!this.#pausedForRate) this.#resumeReads();
     this.#process();
+  }
+
+  /** Reads paused for backpressure (not for rate: that has its own flag). */
+  #readsPaused = false;
+
+  #pauseReads(): void {
+    if (this.#readsPaused) return;
+    this.#readsPaused = true;
+    this.transport.pause();
+  }
+
+  #resumeReads(): void {
+    if (!this.#readsPaused) return;
+    this.#readsPaused = false;
+    this.transport.resume();
   }
 
   #pauseForRate(ms: number): void {
@@ -243,6 +261,7 @@ export class Connection {
       this.#pausedForRate = false;
       if (this.closed) return;
       if (!this.#busy) {
+        this.#readsPaused = false;
         this.transport.resume();
         this.#process();
       }

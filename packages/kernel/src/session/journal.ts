@@ -1,27 +1,28 @@
 /**
- * Changes to persistent sessions, batched per tick and written to the SessionStore in force, in order.
- * Only persistent sessions (expiry > 0) produce changes; clean sessions cost nothing here.
+ * Changes to persistent sessions, batched per tick and handed to the SessionStore in force. Only
+ * persistent sessions (expiry > 0) produce changes; clean sessions cost nothing here.
  *
  * With a durable store (one a plugin provides), what the broker tells a client waits for the write
  * that makes it true: `written()` gives the promise of the batch holding every change recorded so far,
- * and the handlers send PUBACK, PUBREC, PUBCOMP, PUBREL (outbound QoS 2), SUBACK, UNSUBACK and a
- * resuming CONNACK only once it resolves. One promise serves every change of a batch, and batches are
- * group commits: while one is written the next one collects.
+ * and the handlers send PUBACK, PUBREC, PUBCOMP, PUBREL (outbound QoS 2), SUBACK and UNSUBACK only once
+ * it resolves. One promise serves every change of a batch. Each tick's batch is handed over at once,
+ * even while earlier ones are still being written: the store turns it into writes while the previous
+ * write is under way, writes in order, and resolves in order (the SessionStore contract), so turning
+ * changes into writes overlaps the writing.
  *
- * A failed write is not dropped: the store keeps the changes it took, the batch stays at the head of
- * the line, and the store is asked to write again with backoff (100 ms doubling to 5 s) while later
- * batches queue behind it, so it catches up in order once it is back. Meanwhile nothing that waits on it is acknowledged; QoS 0 and clean sessions
- * go on. The outage shows in the log (once when it starts, once when it ends), in the
- * `session.storage.errors` counter and in the `session_storage_down` / `session_storage_pending` gauges.
+ * A failed write is not dropped: the store keeps the changes it took. The journal stops handing over
+ * new batches (they collect), and asks the store to write what it holds — `apply([])` — with backoff
+ * (100 ms doubling to 5 s) until it succeeds; then everything waiting is acknowledged and the
+ * collected changes follow, in order. Meanwhile QoS 0 and clean sessions go on. The outage shows in
+ * the log (once when it starts, once when it ends), in the `session.storage.errors` counter and in the
+ * `session_storage_down` / `session_storage_pending` gauges.
  */
 import type { Logger, SessionChange } from '@rmqtt-ts/plugin-api';
 import type { ExtensionSlots } from '../extensions/slots.js';
 import { C, type BrokerMetrics } from '../metrics/metrics.js';
 
 interface Batch {
-  changes: SessionChange[];
-  /** Handed to the store once: a retry after a failure only asks it to write what it holds. */
-  taken: boolean;
+  readonly changes: SessionChange[];
   /** Made when someone waits for this batch. */
   done: { promise: Promise<void>; resolve: () => void } | undefined;
 }
@@ -40,17 +41,16 @@ function waitable(b: Batch): Promise<void> {
 }
 
 export class SessionJournal {
-  /** The batch collecting this tick's changes. */
+  /** The batch collecting this tick's changes (and, while the store is down, everything since). */
   #current: Batch | null = null;
-  /** The batch being written (or retried): at most one. */
-  readonly #queue: Batch[] = [];
-  #writing = false;
+  /** Batches handed to the store and not yet written, oldest first. */
+  readonly #unwritten: Batch[] = [];
   #scheduled = false;
   #down = false;
   #seq = 0;
   #retryMs = RETRY_MIN_MS;
   #retryTimer: NodeJS.Timeout | undefined;
-  /** Resolves the waiters of `flushed()` when the line is empty. */
+  /** Resolves the waiters of `flushed()` when nothing is left to write. */
   #idle: Array<() => void> = [];
   readonly #ext: ExtensionSlots;
   readonly #logger: Logger;
@@ -80,7 +80,7 @@ export class SessionJournal {
   record(change: SessionChange): void {
     this.#seq++;
     let b = this.#current;
-    if (b === null) b = this.#current = { changes: [], taken: false, done: undefined };
+    if (b === null) b = this.#current = { changes: [], done: undefined };
     b.changes.push(change);
     this.#metrics.gauges.session_storage_pending.inc();
     if (!this.#scheduled) {
@@ -96,68 +96,53 @@ export class SessionJournal {
   written(): Promise<void> | undefined {
     if (!this.durable) return undefined;
     if (this.#current !== null) return waitable(this.#current);
-    const last = this.#queue[this.#queue.length - 1];
+    const last = this.#unwritten[this.#unwritten.length - 1];
     return last === undefined ? undefined : waitable(last);
   }
 
   readonly #flush = (): void => {
     this.#scheduled = false;
-    this.#write();
+    this.#handOver();
   };
 
-  #write(): void {
-    if (this.#writing || this.#retryTimer !== undefined) return;
-    // while a batch is written (or retried), changes collect in #current: the next write takes them all
-    if (this.#queue.length === 0 && this.#current !== null) {
-      this.#queue.push(this.#current);
-      this.#current = null;
-    }
-    const b = this.#queue[0];
-    if (b === undefined) {
-      const idle = this.#idle;
-      this.#idle = [];
-      for (const r of idle) r();
-      return;
-    }
-    this.#writing = true;
-    const store = this.#ext.sessionStore;
+  /** Give the collected batch to the store (not while it is down: then the retry goes first). */
+  #handOver(): void {
+    const b = this.#current;
+    if (b === null || this.#down) return;
+    this.#current = null;
+    this.#unwritten.push(b);
     let r: unknown;
     try {
-      const changes = b.taken ? NOTHING : b.changes;
-      b.taken = true;
-      r = store.apply(changes);
+      r = this.#ext.sessionStore.apply(b.changes);
     } catch (err) {
       this.#failed(err);
       return;
     }
-    if (r instanceof Promise) r.then(() => this.#written(), (err: unknown) => this.#failed(err));
-    else this.#written();
+    if (r instanceof Promise) r.then(() => this.#written(b), (err: unknown) => this.#failed(err));
+    else this.#written(b);
   }
 
-  #written(): void {
-    const b = this.#queue.shift()!;
-    this.#writing = false;
+  /** A batch is written; the store resolves in order, so every batch before it is too. */
+  #written(b: Batch): void {
+    const i = this.#unwritten.indexOf(b);
+    if (i < 0) return; // already settled by a successful retry
+    for (const done of this.#unwritten.splice(0, i + 1)) this.#settle(done);
+    this.#checkIdle();
+  }
+
+  #settle(b: Batch): void {
     this.#metrics.gauges.session_storage_pending.dec(b.changes.length);
-    if (this.#down) {
-      this.#down = false;
-      this.#retryMs = RETRY_MIN_MS;
-      this.#metrics.gauges.session_storage_down.set(0);
-      this.#logger.info({ pending: this.#metrics.gauges.session_storage_pending.count }, 'session store is back: catching up');
-    }
     b.done?.resolve();
-    // the next write after one turn of the event loop: the connections this write released read and
-    // handle their next packets first, and their changes join it (larger batches, fewer writes)
-    this.#writing = true;
-    setImmediate(this.#afterTurn);
   }
 
-  readonly #afterTurn = (): void => {
-    this.#writing = false;
-    this.#write();
-  };
+  #checkIdle(): void {
+    if (this.#unwritten.length > 0 || this.#current !== null || this.#down) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const r of idle) r();
+  }
 
   #failed(err: unknown): void {
-    this.#writing = false;
     this.#metrics.counters[C['session.storage.errors']]!++;
     if (!this.#down) {
       this.#down = true;
@@ -166,23 +151,44 @@ export class SessionJournal {
     } else {
       this.#logger.debug({ err }, 'session store write failed again');
     }
-    // the failed batch stays first (the store keeps what it could not write); later ones wait behind it
+    if (this.#retryTimer !== undefined) return;
     const wait = this.#retryMs;
     this.#retryMs = Math.min(RETRY_MAX_MS, this.#retryMs * 2);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#write();
-    }, wait);
+    this.#retryTimer = setTimeout(this.#retry, wait);
     this.#retryTimer.unref();
   }
+
+  /** Ask the store to write what it holds; on success everything handed over so far is written. */
+  readonly #retry = (): void => {
+    this.#retryTimer = undefined;
+    const upTo = this.#unwritten.length;
+    let r: unknown;
+    try {
+      r = this.#ext.sessionStore.apply(NOTHING);
+    } catch (err) {
+      this.#failed(err);
+      return;
+    }
+    const ok = (): void => {
+      for (const b of this.#unwritten.splice(0, upTo)) this.#settle(b);
+      this.#down = false;
+      this.#retryMs = RETRY_MIN_MS;
+      this.#metrics.gauges.session_storage_down.set(0);
+      this.#logger.info({ pending: this.#metrics.gauges.session_storage_pending.count }, 'session store is back: catching up');
+      this.#handOver();
+      this.#checkIdle();
+    };
+    if (r instanceof Promise) r.then(ok, (err: unknown) => this.#failed(err));
+    else ok();
+  };
 
   /**
    * Resolves once everything recorded so far was written. While the store is down this waits for it
    * (shutdown gives up after `timeoutMs` and reports what stayed unwritten).
    */
   async flushed(timeoutMs = Infinity): Promise<void> {
-    this.#write();
-    if (this.#queue.length === 0 && this.#current === null && !this.#writing) return;
+    this.#handOver();
+    if (this.#unwritten.length === 0 && this.#current === null && !this.#down) return;
     const idle = new Promise<void>((r) => this.#idle.push(r));
     if (timeoutMs === Infinity) return idle;
     let timer: NodeJS.Timeout | undefined;

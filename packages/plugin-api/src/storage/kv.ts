@@ -24,6 +24,8 @@ export interface KvStore {
   close(): Promise<void>;
 }
 
+const EMPTY_VALUE = Buffer.alloc(0);
+
 /** Collects a batch's operations, the last one per key winning (a put followed by a del is a del). */
 export class KvBatch {
   readonly #ops = new Map<string, KvOp>();
@@ -34,6 +36,13 @@ export class KvBatch {
 
   del(key: string): void {
     this.#ops.set(key, { type: 'del', key });
+  }
+
+  /** A put whose value is filled in later, before the batch is written (a later del of the key still wins). */
+  putLater(key: string): { value: Buffer } {
+    const op = { type: 'put' as const, key, value: EMPTY_VALUE };
+    this.#ops.set(key, op);
+    return op;
   }
 
   get size(): number {

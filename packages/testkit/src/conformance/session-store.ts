@@ -182,6 +182,21 @@ export function describeSessionStore(name: string, factory: SessionStoreFactory)
       }
     }));
 
+    it('a message queued for one session and, later, for another stays whole for each until its last delivery goes', run(async (apply, reload) => {
+      const m = storedMessage('later/shared', Buffer.from([1, 2, 3]));
+      await apply({ op: 'put', session: sessionSnapshot('s1') }, { op: 'put', session: sessionSnapshot('s2') });
+      await apply({ op: 'enqueue', clientId: 's1', delivery: delivery(m) });
+      await apply({ op: 'enqueue', clientId: 's2', delivery: delivery(m) });
+      await apply({ op: 'dequeue', clientId: 's1' });
+      let back = await reload();
+      expect(back.get('s1')!.queued).toEqual([]);
+      expect(back.get('s2')!.queued.map((d) => d.message)).toEqual([m]);
+      await apply({ op: 'enqueue', clientId: 's1', delivery: delivery(m) }, { op: 'dequeue', clientId: 's2' });
+      back = await reload();
+      expect(back.get('s1')!.queued.map((d) => d.message)).toEqual([m]);
+      expect(back.get('s2')!.queued).toEqual([]);
+    }));
+
     it('remove drops everything of a session; changes for unknown sessions are ignored', run(async (apply, reload) => {
       const m = storedMessage('x', 'y');
       await apply({ op: 'put', session: sessionSnapshot('gone') }, { op: 'put', session: sessionSnapshot('kept') });
