@@ -51,8 +51,9 @@ function summary(reportFile) {
   if (!existsSync(reportFile)) return 'no test report was written';
   const r = JSON.parse(readFileSync(reportFile, 'utf8'));
   const passed = r.numPassedTests ?? 0;
-  // failed suites (a file that could not load) count as failures too
-  const failed = (r.numFailedTests ?? 0) + (r.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
+  // a file that failed without a failed test (it could not load, or a beforeAll hook failed and its
+  // tests were skipped) counts as one failure
+  const failed = (r.numFailedTests ?? 0) + (r.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
   return `${passed} passed, ${failed} failed`;
 }
 

@@ -211,23 +211,14 @@ export class Connection {
    */
   #yield(): void {
     this.#busy = true;
-    if (this.decoder.buffered > YIELD_PAUSE_BYTES) {
-      this.#pauseReads();
-      setImmediate(nextTurn, afterPausedYield, this);
-    } else {
-      setImmediate(nextTurn, afterYield, this);
-    }
+    if (this.decoder.buffered > YIELD_PAUSE_BYTES) this.#pauseReads();
+    setImmediate(nextTurn, afterYield, this);
   }
 
   /** The next turn after a yield: go on with the buffered packets. */
-  resumeAfterYield(paused: boolean): void {
-    if (paused) {
-      this.#afterAsync();
-      return;
-    }
-    this.#busy = false;
-    if (this.closed) return;
-    this.#process();
+  resumeAfterYield(): void {
+    // reads may have been paused meanwhile (more than YIELD_PAUSE_BYTES arrived): #afterAsync resumes them
+    this.#afterAsync();
   }
 
   #afterAsync(): void {
@@ -264,6 +255,9 @@ export class Connection {
         this.#readsPaused = false;
         this.transport.resume();
         this.#process();
+      } else {
+        // the transport stays paused until the handler is done: #afterAsync resumes it
+        this.#readsPaused = true;
       }
     }, ms).unref();
   }
@@ -496,11 +490,7 @@ function nextTurn(fn: (conn: Connection) => void, conn: Connection): void {
 }
 
 function afterYield(conn: Connection): void {
-  conn.resumeAfterYield(false);
-}
-
-function afterPausedYield(conn: Connection): void {
-  conn.resumeAfterYield(true);
+  conn.resumeAfterYield();
 }
 const NO_IDS: ReadonlySet<number> = new Set();
 const CONNACK_V3_NEW = Buffer.from([0x20, 0x02, 0x00, 0x00]);
