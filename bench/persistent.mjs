@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `pnpm bench:persistent`: QoS 1 throughput to persistent sessions with session storage off (sessions
- * in memory only) and on — the embedded LevelDB store, the same with every batch flushed to disk, and
+ * in memory only) and on — the embedded LMDB store, the same with every batch flushed to disk, and
  * Redis — measured in one run, interleaved, with the same load (lib/persistent-load.mjs, whose
  * subscribers keep their sessions; mqbench's clients are clean). Target: the embedded store keeps at
  * least 50% of the in-memory figure. Writes bench/results/<date>-persistent[-n]/report.md.
@@ -98,9 +98,9 @@ async function main() {
   }
   const cases = [
     { name: 'memory', what: 'session storage off: persistent sessions in memory only', args: WITHOUT_STORAGE, env: () => ({}) },
-    { name: 'leveldb', what: 'session storage on the embedded LevelDB store (shipped settings)', args: [], env: (dir) => ({ RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__PATH: dir }) },
+    { name: 'lmdb', what: 'session storage on the embedded LMDB store (shipped settings)', args: [], env: (dir) => ({ RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__PATH: dir }) },
     {
-      name: 'leveldb-sync',
+      name: 'lmdb-sync',
       what: 'the same with storage.sled.sync_writes = true (every batch flushed to disk)',
       args: [],
       env: (dir) => ({ RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__PATH: dir, RMQTT_PLUGIN_SESSION_STORAGE__STORAGE__SLED__SYNC_WRITES: 'true' }),
@@ -146,8 +146,8 @@ async function main() {
     return { ...c, recv: median(rs.map((x) => x.recv_per_s)), p50: median(rs.map((x) => x.p50_ms)), p99: median(rs.map((x) => x.p99_ms)), runs: rs.map((x) => Math.round(x.recv_per_s)) };
   });
   const memory = rows.find((r) => r.name === 'memory').recv;
-  const leveldb = rows.find((r) => r.name === 'leveldb').recv;
-  const ratio = leveldb / memory;
+  const lmdbFigure = rows.find((r) => r.name === 'lmdb').recv;
+  const ratio = lmdbFigure / memory;
   const fmt = (n) => Math.round(n).toLocaleString('en-US');
   const cpu = os.cpus();
   const md = [
@@ -165,7 +165,7 @@ async function main() {
     '',
     '| target | measured | result |',
     '| --- | --- | --- |',
-    `| embedded store keeps ≥ 50% of the in-memory figure | ${fmt(leveldb)} vs ${fmt(memory)} msgs/s = ${(ratio * 100).toFixed(0)}% | ${ratio >= 0.5 ? 'PASS' : '**FAIL**'} |`,
+    `| embedded store keeps ≥ 50% of the in-memory figure | ${fmt(lmdbFigure)} vs ${fmt(memory)} msgs/s = ${(ratio * 100).toFixed(0)}% | ${ratio >= 0.5 ? 'PASS' : '**FAIL**'} |`,
     '',
     '## Commands',
     '',

@@ -5,11 +5,13 @@
  * to a shared group only what the group has not taken. Retained messages are the retainer's and are
  * not stored here.
  *
- * Kept in memory (`ram`, RMQTT's default), and with `sled` (the embedded LevelDB store), `redis` or
+ * Kept in memory (`ram`, RMQTT's default), and with `sled` (the embedded LMDB store), `redis` or
  * `redis-cluster` also written through to a store that a restarted broker reads back. Immutable, as in
  * RMQTT.
  */
-import { ClassicLevel } from 'classic-level';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { open as lmdb } from 'lmdb';
 import { Cluster, Redis } from 'ioredis';
 import { definePlugin } from '@rmqtt-ts/plugin-api';
 import { openStorage, type StorageDrivers } from '@rmqtt-ts/plugin-api/storage';
@@ -20,7 +22,8 @@ export { configSchema, type MessageStorageConfig } from './config.js';
 export { StoredMessages, type MessageLimits } from './message-store.js';
 
 export const drivers: StorageDrivers = {
-  Level: ClassicLevel as unknown as StorageDrivers['Level'],
+  lmdb: lmdb as unknown as StorageDrivers['lmdb'],
+  lmdbModule: pathToFileURL(createRequire(import.meta.url).resolve('lmdb')).href,
   Redis: Redis as unknown as StorageDrivers['Redis'],
   Cluster: Cluster as unknown as StorageDrivers['Cluster'],
 };

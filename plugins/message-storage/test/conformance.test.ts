@@ -51,7 +51,7 @@ function durable(where: () => Promise<string | string[]>, type: StorageConfig['t
 }
 
 describeMessageStore(
-  'leveldb',
+  'lmdb',
   durable(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rmqtt-message-conf-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

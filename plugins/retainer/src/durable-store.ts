@@ -1,5 +1,5 @@
 /**
- * Retained messages in memory with a durable copy (the embedded LevelDB store or Redis): every change
+ * Retained messages in memory with a durable copy (the embedded LMDB store or Redis): every change
  * of the in-memory store is written behind — within the tick, batched, retried while the backend is
  * away — as `t/{topic}` → the message, and read back at start-up. Reads never touch the backend.
  */

@@ -1,10 +1,12 @@
 /**
  * @rmqtt-ts/plugin-retainer — retained messages (the RetainStore extension point). Without it the
  * broker announces Retain Available 0. Kept in memory (`ram`), or in memory with a durable copy that a
- * restarted broker reads back: `sled` (the embedded LevelDB store) or `redis`. It refuses to stop:
+ * restarted broker reads back: `sled` (the embedded LMDB store) or `redis`. It refuses to stop:
  * retained state would be lost.
  */
-import { ClassicLevel } from 'classic-level';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { open as lmdb } from 'lmdb';
 import { Cluster, Redis } from 'ioredis';
 import { definePlugin, RmqttError } from '@rmqtt-ts/plugin-api';
 import { openStorage, type StorageDrivers } from '@rmqtt-ts/plugin-api/storage';
@@ -17,7 +19,8 @@ export { DurableRetainStore } from './durable-store.js';
 export { configSchema, type RetainerConfig } from './config.js';
 
 export const drivers: StorageDrivers = {
-  Level: ClassicLevel as unknown as StorageDrivers['Level'],
+  lmdb: lmdb as unknown as StorageDrivers['lmdb'],
+  lmdbModule: pathToFileURL(createRequire(import.meta.url).resolve('lmdb')).href,
   Redis: Redis as unknown as StorageDrivers['Redis'],
   Cluster: Cluster as unknown as StorageDrivers['Cluster'],
 };

@@ -1,4 +1,4 @@
-/** The retainer's durable types: the RetainStore suite over LevelDB and Redis, and a broker restart. */
+/** The retainer's durable types: the RetainStore suite over LMDB and Redis, and a broker restart. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +56,7 @@ function durable(type: 'sled' | 'redis', where: () => Promise<string>) {
 }
 
 describeRetainStore(
-  'leveldb',
+  'lmdb',
   durable('sled', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-conf-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 /**
  * @rmqtt-ts/plugin-session-storage — persistent sessions that survive a restart (the SessionStore
  * extension point): connect info, subscriptions, inflight messages both ways, queued messages and
- * expiry, in the embedded LevelDB store (`sled`, RMQTT's name for its embedded store) or in Redis
+ * expiry, in the embedded LMDB store (`sled`, RMQTT's name for its embedded store) or in Redis
  * (`redis`, `redis-cluster`). At start-up the unexpired sessions come back as offline sessions that go
  * on collecting messages until their clients return.
  *
@@ -9,7 +9,9 @@
  * once the message and its deliveries are written. Immutable, as in RMQTT: it starts with the broker
  * and cannot be stopped or reloaded at run time.
  */
-import { ClassicLevel } from 'classic-level';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { open as lmdb } from 'lmdb';
 import { Cluster, Redis } from 'ioredis';
 import { definePlugin } from '@rmqtt-ts/plugin-api';
 import { openStorage, type StorageDrivers } from '@rmqtt-ts/plugin-api/storage';
@@ -20,7 +22,8 @@ export { configSchema, type SessionStorageConfig } from './config.js';
 export { KvSessionStore } from './kv-session-store.js';
 
 export const drivers: StorageDrivers = {
-  Level: ClassicLevel as unknown as StorageDrivers['Level'],
+  lmdb: lmdb as unknown as StorageDrivers['lmdb'],
+  lmdbModule: pathToFileURL(createRequire(import.meta.url).resolve('lmdb')).href,
   Redis: Redis as unknown as StorageDrivers['Redis'],
   Cluster: Cluster as unknown as StorageDrivers['Cluster'],
 };

@@ -1,5 +1,5 @@
 /**
- * A SessionStore over a key-value store (the embedded LevelDB store or Redis). The kernel's change log
+ * A SessionStore over a key-value store (the embedded LMDB store or Redis). The kernel's change log
  * becomes writes to these keys (every part percent-encoded):
  *
  *   s/{client}             the session: connect info, created/disconnected time, expiry

@@ -48,7 +48,7 @@ const breakWrites = (broken: boolean): void => {
   backend!.broken = broken;
 };
 
-describeSessionStore('leveldb', async () => {
+describeSessionStore('lmdb', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rmqtt-session-conf-'));
   dirs.push(dir);
   const config = sled(join(dir, 'db'));

@@ -228,17 +228,43 @@ describe('configuration and failures', () => {
     await b.stop();
     brokers.splice(0);
     const dir = join(data, String(b.broker.nodeId));
-    const manifest = readdirSync(dir).find((f) => f.startsWith('MANIFEST-'))!;
-    writeFileSync(join(dir, manifest), Buffer.alloc(256, 0xab));
+    // both meta pages and the first data pages overwritten
+    writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(64 * 1024, 0xab));
     const hashes = (): Record<string, string> =>
-      Object.fromEntries(
-        readdirSync(dir)
-          .filter((f) => !f.startsWith('LOG'))
-          .map((f) => [f, createHash('sha1').update(readFileSync(join(dir, f))).digest('hex')]),
-      );
+      Object.fromEntries(readdirSync(dir).map((f) => [f, createHash('sha1').update(readFileSync(join(dir, f))).digest('hex')]));
     const before = hashes();
-    await expect(broker(plugins)).rejects.toThrow(new RegExp(`${dir.replaceAll('/', '\\/')}: cannot open the store`));
+    await expect(broker(plugins)).rejects.toThrow(new RegExp(`${dir.replaceAll('/', '\\/')}/data.mdb: not an LMDB data file, or both of its meta pages are damaged`));
     expect(hashes()).toEqual(before);
+  });
+
+  it('a store whose data pages are damaged (meta pages intact) is read through in a separate process first: start-up stops naming it', async () => {
+    const { plugins, data } = storageDir();
+    const b = await broker(plugins);
+    for (let i = 0; i < 20; i++) {
+      const { c } = await connect(b, uniqueId(`many${i}`));
+      await c.subscribe({ filter: `k/${i}/#`, qos: 1 });
+    }
+    await b.stop();
+    brokers.splice(0);
+    const file = join(data, String(b.broker.nodeId), 'data.mdb');
+    const bytes = readFileSync(file);
+    // everything after the two meta pages
+    bytes.fill(0xab, 8192);
+    writeFileSync(file, bytes);
+    const before = createHash('sha1').update(readFileSync(file)).digest('hex');
+    await expect(broker(plugins)).rejects.toThrow(new RegExp(`${file.replaceAll('/', '\\/')}: the store is damaged: reading it through in a separate process`));
+    expect(createHash('sha1').update(readFileSync(file)).digest('hex')).toBe(before);
+  });
+
+  it('a store another running broker holds is refused naming its process; a lock left by a killed one is taken over', async () => {
+    const { plugins, data } = storageDir();
+    const b = await broker(plugins);
+    await expect(broker(plugins)).rejects.toThrow(new RegExp(`in use by process ${process.pid}`));
+    await b.stop();
+    brokers.splice(0);
+    // a lock file whose process is gone (as after kill -9)
+    writeFileSync(join(data, String(b.broker.nodeId), 'rmqtt.lock'), '999999\n');
+    await broker(plugins);
   });
 
   it('a directory that is not a store is refused and left alone', async () => {
@@ -246,7 +272,7 @@ describe('configuration and failures', () => {
     const dir = join(data, '0');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'notes.txt'), 'mine');
-    await expect(broker(plugins)).rejects.toThrow(/not a LevelDB store/);
+    await expect(broker(plugins)).rejects.toThrow(/not an LMDB store/);
     expect(readdirSync(dir)).toEqual(['notes.txt']);
   });
 });

@@ -1,25 +1,25 @@
 /**
  * The key-value layer under the durable stores: a store of string keys and binary values that applies
- * batches of writes and lists its entries. Two backends implement it — LevelDB (`classic-level`, the
- * embedded default) and Redis (`ioredis`, one server or a Redis Cluster) — and the session, message
- * and retained-message stores are written once on top of it.
+ * batches of writes and lists its entries. Two backends implement it — LMDB (`lmdb`, the embedded
+ * default) and Redis (`ioredis`, one server or a Redis Cluster) — and the session, message and
+ * retained-message stores are written once on top of it.
  *
- * The drivers are handed in by the plugin that uses them (it depends on `classic-level` / `ioredis`
+ * The drivers are handed in by the plugin that uses them (it depends on `lmdb` / `ioredis`
  * itself), so the plugin API has no native or network dependency of its own.
  */
 
 export type KvOp = { readonly type: 'put'; readonly key: string; readonly value: Buffer } | { readonly type: 'del'; readonly key: string };
 
 export interface KvStore {
-  /** What and where, for logs and errors: `leveldb /var/lib/rmqtt/session`, `redis 127.0.0.1:6379 rmqtt:session`. */
+  /** What and where, for logs and errors: `lmdb /var/lib/rmqtt/session`, `redis 127.0.0.1:6379 rmqtt:session`. */
   readonly description: string;
   /**
-   * Apply a batch; resolves once it is stored (LevelDB: one atomic batch, written to its log; with
-   * `sync` also flushed to disk. Redis: one MULTI per shard). Rejects when the backend is unreachable —
-   * nothing is queued behind the caller's back.
+   * Apply a batch; resolves once it is stored (LMDB: one transaction, committed before `write`
+   * returns; with `sync` also flushed to disk. Redis: one MULTI per shard). Rejects when the backend is
+   * unreachable — nothing is queued behind the caller's back.
    */
   write(ops: readonly KvOp[]): Promise<void>;
-  /** Every entry (LevelDB: in key order; Redis: in no particular order). */
+  /** Every entry (LMDB: in key order; Redis: in no particular order). */
   entries(): AsyncIterable<readonly [key: string, value: Buffer]>;
   close(): Promise<void>;
 }

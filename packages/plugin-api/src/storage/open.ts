@@ -2,12 +2,12 @@
  * RMQTT's storage settings (`storage.type` with its `storage.sled.*`, `storage.redis.*` and
  * `storage.redis-cluster.*` tables, `backend_timeout`), shared by the storage plugins, and the opener
  * that turns them into a KvStore. `sled` — RMQTT's embedded store — is the name of the embedded
- * LevelDB store here; its `path` and the Redis `prefix` may hold `{node}`.
+ * LMDB store here; its `path` and the Redis `prefix` may hold `{node}`.
  */
 import type { ConfigSchema } from '../plugin.js';
 import type { Logger } from '../services.js';
 import type { KvStore } from './kv.js';
-import { openLevelKv, type LevelConstructor } from './level.js';
+import { openLmdbKv, type LmdbOpen } from './lmdb.js';
 import { redisKv, type RedisClient } from './redis.js';
 
 export type StorageType = 'ram' | 'sled' | 'redis' | 'redis-cluster';
@@ -23,13 +23,13 @@ export interface StorageConfig {
 /** The `storage` table of a plugin's schema: `types` it offers, the default type, path and prefix. */
 export function storageSchema(o: { types: readonly StorageType[]; type: StorageType; path: string; prefix: string }): ConfigSchema {
   const schema: ConfigSchema = {
-    type: { doc: `Where the data lives: ${o.types.join(', ')} (sled: the embedded LevelDB store).`, format: [...o.types], default: o.type },
+    type: { doc: `Where the data lives: ${o.types.join(', ')} (sled: the embedded LMDB store).`, format: [...o.types], default: o.type },
   };
   // only the tables of the types offered: a key that could never take effect is not accepted
   if (o.types.includes('sled')) {
     schema['sled'] = {
       path: { doc: 'Directory of the embedded store ({node}: the node id).', format: String, default: o.path },
-      cache_capacity: { doc: 'Block cache of the embedded store.', format: 'size', default: '64MB' },
+      cache_capacity: { doc: "sled's cache size; the embedded LMDB store reads through the operating system's page cache instead.", format: 'size', default: '1G', notImplemented: true },
       sync_writes: {
         doc: 'rmqtt-ts: flush each batch to disk before it counts as written (survives a power cut, not only a killed broker; slower).',
         format: Boolean,
@@ -52,9 +52,11 @@ export function storageSchema(o: { types: readonly StorageType[]; type: StorageT
   return schema;
 }
 
-/** The drivers, handed in by the plugin (which depends on `classic-level` and `ioredis`). */
+/** The drivers, handed in by the plugin (which depends on `lmdb` and `ioredis`). */
 export interface StorageDrivers {
-  readonly Level: LevelConstructor;
+  readonly lmdb: LmdbOpen;
+  /** URL of the `lmdb` module: lets an existing embedded store be checked in a separate process first. */
+  readonly lmdbModule?: string;
   readonly Redis: new (url: string, options: Record<string, unknown>) => RedisConnection;
   readonly Cluster: new (nodes: Array<{ host: string; port: number }>, options: Record<string, unknown>) => RedisConnection;
 }
@@ -93,7 +95,10 @@ export function maskUrl(url: string): string {
 export async function openStorage(config: StorageConfig, o: OpenStorageOptions): Promise<KvStore> {
   switch (config.type) {
     case 'sled':
-      return openLevelKv(o.drivers.Level, withNode(config.sled.path, o.node), { sync: config.sled.sync_writes, cacheSize: config.sled.cache_capacity });
+      return openLmdbKv(o.drivers.lmdb, withNode(config.sled.path, o.node), {
+        sync: config.sled.sync_writes,
+        ...(o.drivers.lmdbModule !== undefined ? { probeModule: o.drivers.lmdbModule } : {}),
+      });
     case 'redis': {
       const url = config.redis.url;
       const client = new o.drivers.Redis(url, clientOptions(o.timeoutMs));

@@ -1,6 +1,6 @@
 /**
  * The SessionStore conformance suite: every implementation must pass it. Call it from a test file:
- * `describeSessionStore('leveldb', async () => ({ store, reopen, close }))`. `reopen` closes the store
+ * `describeSessionStore('lmdb', async () => ({ store, reopen, close }))`. `reopen` closes the store
  * and opens it again over the same data (a restart); a store that keeps nothing across instances (the
  * kernel's memory store) returns itself.
  */
