@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { describeSessionStore, startRedis, startRedisCluster, testLogger } from '@rmqtt-ts/testkit';
+import { describeSessionStore, startRedis, startRedisCluster, testLogger, type SessionStoreHandle } from '@rmqtt-ts/testkit';
 import { openStorage, type KvOp, type KvStore, type StorageConfig } from '@rmqtt-ts/plugin-api/storage';
 import { KvSessionStore, drivers } from '../src/index.js';
 
@@ -48,10 +48,8 @@ const breakWrites = (broken: boolean): void => {
   backend!.broken = broken;
 };
 
-describeSessionStore('lmdb', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-session-conf-'));
-  dirs.push(dir);
-  const config = sled(join(dir, 'db'));
+/** The suite's handle on a store over `config`: reopened as a restart would, writes breakable. */
+async function handle(config: StorageConfig): Promise<SessionStoreHandle> {
   let store = await open(config);
   return {
     store,
@@ -63,6 +61,13 @@ describeSessionStore('lmdb', async () => {
     close: () => store.close(),
     breakWrites,
   };
+}
+
+describeSessionStore('lmdb', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-session-conf-'));
+  dirs.push(dir);
+  const config = sled(join(dir, 'db'));
+  return handle(config);
 });
 
 // ---------- Redis: one server and a cluster of six ----------
@@ -92,17 +97,7 @@ describeSessionStore('redis', async () => {
     return r.url;
   });
   const config = redisConfig('redis', await redisUrl);
-  let store = await open(config);
-  return {
-    store,
-    reopen: async () => {
-      await store.close();
-      store = await open(config);
-      return store;
-    },
-    close: () => store.close(),
-    breakWrites,
-  };
+  return handle(config);
 });
 
 describeSessionStore('redis cluster', async () => {
@@ -111,15 +106,5 @@ describeSessionStore('redis cluster', async () => {
     return c.urls;
   });
   const config = redisConfig('redis-cluster', await clusterUrls);
-  let store = await open(config);
-  return {
-    store,
-    reopen: async () => {
-      await store.close();
-      store = await open(config);
-      return store;
-    },
-    close: () => store.close(),
-    breakWrites,
-  };
+  return handle(config);
 });
