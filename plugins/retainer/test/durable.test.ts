@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { openStorage, type StorageConfig } from '@rmqtt-ts/plugin-api/storage';
-import { DeadlineScheduler, RawClient, describeRetainStore, publishDone, startBroker, startRedis, testLogger, type TestBroker } from '@rmqtt-ts/testkit';
+import { DeadlineScheduler, RawClient, capturingLogger, describeRetainStore, publishDone, startBroker, startRedis, testLogger, type TestBroker } from '@rmqtt-ts/testkit';
 import retainer, { DurableRetainStore, drivers } from '../src/index.js';
 
 const LIMITS = { maxMessages: 0, maxPayloadSize: 1024 * 1024, ttl: 0 };
@@ -102,3 +102,41 @@ it('retained messages survive a broker restart with storage.type = "sled"', asyn
   expect(await client.expectSilence(300)).toBe(true);
   expect(b.broker.control.plugin('retainer')?.attrs).toMatchObject({ storage: 'sled', retained: 1 });
 });
+
+it('storage.type = "redis" with Redis killed and restarted: retained publishes go on, the writes are retried and land', async () => {
+  const redis = await startRedis();
+  cleanups.push(() => redis.destroy());
+  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-redis-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'rmqtt-retainer.toml'), `storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage"\nbackend_timeout = "2s"\n`);
+  const { logger, lines } = capturingLogger();
+  let b = await startBroker({ plugins: [retainer], pluginsDir: dir, logger });
+  brokers.push(b);
+  let { client } = await RawClient.connect(b.port(), { protocolVersion: 5 });
+  clients.push(client);
+  await publishDone(client, 'o/a', 'A', { qos: 1, retain: true });
+  await redis.stop();
+  // acknowledged at once: retained messages are written behind
+  await publishDone(client, 'o/b', 'B', { qos: 1, retain: true });
+  const attrs = (): Record<string, unknown> => b.broker.control.plugin('retainer')!.attrs;
+  const deadline = Date.now() + 5000;
+  while ((attrs()['write_errors'] as number) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(attrs()['write_errors']).toBeGreaterThan(0);
+  expect(lines.some((l) => l.level === 50 && l.msg.includes('retained messages: write failed'))).toBe(true);
+  await redis.start();
+  const back = Date.now() + 15_000;
+  while (!lines.some((l) => l.msg.includes('retained messages: store is back')) && Date.now() < back) await new Promise((r) => setTimeout(r, 50));
+  expect(lines.some((l) => l.msg.includes('retained messages: store is back'))).toBe(true);
+  await b.stop();
+  brokers.splice(0);
+  b = await startBroker({ plugins: [retainer], pluginsDir: dir });
+  brokers.push(b);
+  ({ client } = await RawClient.connect(b.port(), { protocolVersion: 5 }));
+  clients.push(client);
+  await client.subscribe({ filter: 'o/#', qos: 1 });
+  const got = [await client.expect(3), await client.expect(3)].map((p) => [p.topic, p.payload.toString()]).sort();
+  expect(got).toEqual([
+    ['o/a', 'A'],
+    ['o/b', 'B'],
+  ]);
+}, 60_000);
