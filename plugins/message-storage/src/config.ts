@@ -23,5 +23,5 @@ export const configSchema: ConfigSchema = {
     },
   },
   cleanup_count: { doc: 'Expired messages removed per cleanup round (every 10 s).', format: 'nat', default: 5000 },
-  backend_timeout: { doc: 'Timeout of one storage call (0 = none).', format: 'duration', default: '15s' },
+  backend_timeout: { doc: 'Redis: timeout of connecting and of one call (0 = none); the embedded store commits synchronously.', format: 'duration', default: '15s' },
 };

@@ -21,5 +21,5 @@ export const configSchema: ConfigSchema = {
   max_payload_size: { doc: 'Largest payload that is retained.', format: 'size', default: '1MB' },
   retained_message_ttl: { doc: 'Lifetime of retained messages (0 = never expire).', format: 'duration', default: '0s' },
   batch_messages_limit: { doc: "RMQTT's read batch of a durable backend; rmqtt-ts reads a backend once, at start-up.", format: 'nat', default: 500, notImplemented: true },
-  backend_timeout: { doc: 'Timeout of a storage call (0 = none).', format: 'duration', default: '8s' },
+  backend_timeout: { doc: 'Redis: timeout of connecting and of one call (0 = none); the embedded store commits synchronously.', format: 'duration', default: '8s' },
 };

@@ -10,5 +10,5 @@ export interface SessionStorageConfig {
 
 export const configSchema: ConfigSchema = {
   storage: storageSchema({ types: ['sled', 'redis', 'redis-cluster'], type: 'sled', path: './data/session/{node}', prefix: 'session-{node}' }),
-  backend_timeout: { doc: 'Timeout of one storage call (0 = none).', format: 'duration', default: '15s' },
+  backend_timeout: { doc: 'Redis: timeout of connecting and of one call (0 = none); the embedded store commits synchronously.', format: 'duration', default: '15s' },
 };

@@ -67,11 +67,6 @@ export class SessionJournal {
     return this.#ext.owner('sessionStore') !== undefined;
   }
 
-  /** Whether the store is failing right now. */
-  get down(): boolean {
-    return this.#down;
-  }
-
   /** Changes recorded since start: a handler compares it before and after to learn whether it recorded any. */
   get seq(): number {
     return this.#seq;

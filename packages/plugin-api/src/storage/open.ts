@@ -100,18 +100,16 @@ export async function openStorage(config: StorageConfig, o: OpenStorageOptions):
         ...(o.drivers.lmdbModule !== undefined ? { probeModule: o.drivers.lmdbModule } : {}),
       });
     case 'redis': {
-      const url = config.redis.url;
+      const url = redisUrl(config.redis.url, 'storage.redis.url');
       const client = new o.drivers.Redis(url, clientOptions(o.timeoutMs));
       return connected(client, maskUrl(url), withNode(config.redis.prefix, o.node), o);
     }
     case 'redis-cluster': {
       const urls = config['redis-cluster'].urls;
       if (urls.length === 0) throw new Error('storage.redis-cluster.urls: expected at least one redis:// URL');
-      const nodes = urls.map((u) => {
-        const p = new URL(u);
-        return { host: p.hostname, port: Number(p.port || 6379) };
-      });
-      const first = new URL(urls[0]!);
+      const parsed = urls.map((u, i) => new URL(redisUrl(u, `storage.redis-cluster.urls[${i}]`)));
+      const nodes = parsed.map((p) => ({ host: p.hostname, port: Number(p.port || 6379) }));
+      const first = parsed[0]!;
       const password = first.password !== '' ? decodeURIComponent(first.password) : undefined;
       const client = new o.drivers.Cluster(nodes, {
         lazyConnect: true,
@@ -125,6 +123,20 @@ export async function openStorage(config: StorageConfig, o: OpenStorageOptions):
     default:
       throw new Error(`storage.type "${config.type}" has no durable backend`);
   }
+}
+
+/** A Redis URL as given, or an error naming the key and what was expected. */
+function redisUrl(value: unknown, key: string): string {
+  let u: URL | undefined;
+  try {
+    u = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (u === undefined || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') {
+    throw new Error(`${key}: expected a URL such as "redis://127.0.0.1:6379/" (redis:// or rediss://, with a host), got ${JSON.stringify(typeof value === 'string' ? maskUrl(value) : value)}`);
+  }
+  return value as string;
 }
 
 function clientOptions(timeoutMs: number): Record<string, unknown> {

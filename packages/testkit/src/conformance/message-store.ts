@@ -4,6 +4,7 @@
  * (close and open again over the same data, as a restart does).
  */
 import { describe, expect, it } from 'vitest';
+import { whenOffered } from './optional.js';
 import type { Message, MessageStore } from '@rmqtt-ts/plugin-api';
 import { storedMessage } from './session-store.js';
 
@@ -71,13 +72,8 @@ export function describeMessageStore(name: string, factory: MessageStoreFactory)
       expect(got!.message).toEqual(m);
     }));
 
-    it('a reopened store has its messages and their recipients, not the expired ones', async () => {
-      const h = await factory();
-      if (h.reopen === undefined) {
-        await h.close?.();
-        return;
-      }
-      try {
+    it('a reopened store has its messages and their recipients, not the expired ones', () =>
+      whenOffered(factory, 'reopen', async (h) => {
         const now = Date.now();
         const keep = storedMessage('p/keep', 'k', { expiresAt: now + 60_000 });
         await h.store.store(keep, ['c1']);
@@ -89,9 +85,6 @@ export function describeMessageStore(name: string, factory: MessageStoreFactory)
         expect(topics(got)).toEqual(['p/keep']);
         expect([...got[0]!.recipients].sort()).toEqual(['c1', 'c2']);
         expect(got[0]!.message).toEqual(keep);
-      } finally {
-        await h.close?.();
-      }
-    });
+      }));
   });
 }

@@ -3,6 +3,7 @@
  * `describeRetainStore('ram', async () => ({ store, close }))`.
  */
 import { describe, expect, it } from 'vitest';
+import { whenOffered } from './optional.js';
 import type { Message, RetainStore } from '@rmqtt-ts/plugin-api';
 
 /** `reopen` (durable stores): close the store and open it again over the same data, as a restart does. */
@@ -116,13 +117,8 @@ export function describeRetainStore(name: string, factory: RetainStoreFactory): 
       expect(topicsOf(await store.match(plus))).toEqual([deep]);
     }));
 
-    it('a reopened store has what was retained: replaced, deleted and expired topics as they were left', async () => {
-      const h = await factory();
-      if (h.reopen === undefined) {
-        await h.close?.();
-        return;
-      }
-      try {
+    it('a reopened store has what was retained: replaced, deleted and expired topics as they were left', () =>
+      whenOffered(factory, 'reopen', async (h) => {
         const now = Date.now();
         await h.store.set(retainedMessage('d/keep', 'old'));
         await h.store.set(retainedMessage('d/keep', Buffer.from([0, 255])));
@@ -135,9 +131,6 @@ export function describeRetainStore(name: string, factory: RetainStoreFactory): 
         expect(topicsOf(await store.match('d/#'))).toEqual(['d/keep', 'd/lasting']);
         expect((await store.get('d/keep'))?.payload).toEqual(Buffer.from([0, 255]));
         expect(await store.count()).toBe(2);
-      } finally {
-        await h.close?.();
-      }
-    });
+      }));
   });
 }

@@ -5,6 +5,7 @@
  * kernel's memory store) returns itself.
  */
 import { describe, expect, it } from 'vitest';
+import { whenOffered } from './optional.js';
 import type { ConnectInfo, DeliverySnapshot, InflightSnapshot, Message, SessionChange, SessionSnapshot, SessionStore } from '@rmqtt-ts/plugin-api';
 
 export interface SessionStoreHandle {
@@ -240,13 +241,8 @@ export function describeSessionStore(name: string, factory: SessionStoreFactory)
       expect(s.inflight).toEqual([]);
     }));
 
-    it('a write that fails keeps its changes: the next call writes them, in order', async () => {
-      const h = await factory();
-      if (h.breakWrites === undefined) {
-        await h.close?.();
-        return;
-      }
-      try {
+    it('a write that fails keeps its changes: the next call writes them, in order', () =>
+      whenOffered(factory, 'breakWrites', async (h) => {
         const [a, b, c] = [storedMessage('a', '1'), storedMessage('b', '2'), storedMessage('c', '3')];
         await h.store.apply([{ op: 'put', session: sessionSnapshot('c1') }, { op: 'enqueue', clientId: 'c1', delivery: delivery(a) }]);
         h.breakWrites(true);
@@ -257,10 +253,7 @@ export function describeSessionStore(name: string, factory: SessionStoreFactory)
         await h.store.apply([{ op: 'enqueue', clientId: 'c1', delivery: delivery(c) }]);
         const s = (await (await h.reopen()).load()).find((x) => x.clientId === 'c1')!;
         expect(s.queued.map((d) => d.message.payload.toString())).toEqual(['1', '2', '3']);
-      } finally {
-        await h.close?.();
-      }
-    });
+      }));
 
     it('a reopened store goes on from where it was', run(async (apply, reload) => {
       const [a, b] = [storedMessage('a', '1'), storedMessage('b', '2')];
