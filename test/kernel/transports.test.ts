@@ -1,65 +1,15 @@
 /**
  * Transports (SPEC section 1, "Transports"): TCP, TLS, mutual TLS, WebSocket and WebSocket over TLS,
  * several listeners of each type at once, and PROXY protocol v1/v2. Certificates are generated with
- * openssl into a temporary directory when the file starts.
+ * openssl into a temporary directory when the file starts (testkit's makePki).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { Decoder, encode, type Packet } from '@rmqtt-ts/kernel';
 import { definePlugin, type ConnectInfo } from '@rmqtt-ts/plugin-api';
-import { RawClient, RawClientPool, connectClient, endClient, recorder, startBroker, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
-
-// ---- certificates ----
-
-interface Pki {
-  dir: string;
-  ca: Buffer;
-  caPath: string;
-  serverCert: string;
-  serverKey: string;
-  client: { cert: Buffer; key: Buffer };
-  /** Signed by a CA the broker does not trust. */
-  stranger: { cert: Buffer; key: Buffer };
-}
-
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-transports-'));
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const ca = (name: string, cn: string): void =>
-    openssl(dir, ['req', '-x509', ...ec, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${cn}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  const leaf = (name: string, cn: string, caName: string, ext: string): void => {
-    openssl(dir, ['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`, '-set_serial', String(Date.now() % 1e9),
-      '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`]);
-  };
-  ca('ca', 'rmqtt-test-ca');
-  ca('other-ca', 'some-other-ca');
-  leaf('server', 'localhost', 'ca', 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  leaf('client', 'device-42', 'ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
-  leaf('stranger', 'intruder', 'other-ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
-  const read = (f: string): Buffer => readFileSync(join(dir, f));
-  return {
-    dir,
-    ca: read('ca.crt'),
-    caPath: join(dir, 'ca.crt'),
-    serverCert: join(dir, 'server.crt'),
-    serverKey: join(dir, 'server.key'),
-    client: { cert: read('client.crt'), key: read('client.key') },
-    stranger: { cert: read('stranger.crt'), key: read('stranger.key') },
-  };
-}
+import { RawClient, RawClientPool, connectClient, endClient, makePki, recorder, startBroker, uniqueId, type Pki, type TestBroker } from '@rmqtt-ts/testkit';
 
 // ---- helpers ----
 
@@ -150,7 +100,7 @@ describe('transports', () => {
   });
 
   afterAll(() => {
-    if (pki !== undefined) rmSync(pki.dir, { recursive: true, force: true });
+    pki?.remove();
   });
 
   describe('TCP, TLS, WS and WSS, two listeners of each, in one broker', () => {

@@ -11,6 +11,9 @@ export const PLUGIN_API_VERSION = '1.0.0';
  * A convict schema (https://github.com/mozilla/node-convict). Besides convict's formats, the kernel
  * registers `duration` ("5m", "2500ms", number = seconds → milliseconds), `duration-s` (→ seconds),
  * `size` ("1MB", "512K", number = bytes), `rate` ("burst,period") and `addr` ("host:port").
+ * Besides convict's `sensitive: true` (the whole value is masked when the config is shown), a leaf may
+ * name `sensitiveKeys: ['password']`: those keys are masked wherever they occur inside its value.
+ * `notImplemented: true` marks a key accepted for compatibility that does nothing (a start-up warning).
  */
 export type ConfigSchema = Record<string, unknown>;
 

@@ -83,7 +83,7 @@ export interface AdminPublish {
   properties?: MessageProperties;
   /** Publish as this client: its publish ACL applies. Without it, the publisher is "system". */
   clientId?: string;
-  /** Message expiry when the properties carry none (seconds; 0 = the broker's default). */
+  /** Message expiry when the properties carry none (seconds; 0 = never; unset = the listener's message_expiry_interval). */
   expirySeconds?: number;
 }
 

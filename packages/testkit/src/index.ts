@@ -7,5 +7,8 @@ export { describeSessionStore, sessionSnapshot, storedMessage, type SessionStore
 /** The kernel's deadline scheduler, for extension-point implementations under test (e.g. a RetainStore's TTL). */
 export { DeadlineScheduler } from '@rmqtt-ts/kernel';
 export type { Packet, ProtocolVersion as MqttVersion } from '@rmqtt-ts/kernel';
-export { freePort, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './services/redis.js';
+export { freePort, waitForPort } from './services/net.js';
+export { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './services/redis.js';
+export { startMosquitto, type MosquittoOptions, type MosquittoServer } from './services/mosquitto.js';
+export { makePki, type Pki } from './services/pki.js';
 export { describeMessageStore, type MessageStoreFactory, type MessageStoreHandle } from './conformance/message-store.js';

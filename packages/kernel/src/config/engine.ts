@@ -230,7 +230,10 @@ function prepare(format: unknown, value: unknown): unknown {
   return value;
 }
 
-/** '******' in place of every `sensitive: true` setting of `schema` found in `properties`. */
+/**
+ * '******' in place of every `sensitive: true` setting of `schema` found in `properties`, and of every key
+ * named in a setting's `sensitiveKeys` inside its value (e.g. `password` in each of `[[bridges]]`).
+ */
 export function maskSecrets<T>(properties: T, schema: SchemaDef): T {
   const copy = structuredClone(properties) as unknown;
   maskInto(copy, schema);
@@ -245,5 +248,19 @@ function maskInto(target: unknown, schema: SchemaDef): void {
     if (!Object.hasOwn(target, name)) continue;
     if (!isSchemaLeaf(node)) maskInto(target[name], node as SchemaDef);
     else if (isPlainObject(node) && node['sensitive'] === true && target[name] !== null && target[name] !== undefined) target[name] = MASK;
+    else if (isPlainObject(node) && Array.isArray(node['sensitiveKeys'])) maskKeys(target[name], new Set(node['sensitiveKeys'] as string[]));
+  }
+}
+
+/** Inside a structured value (an array of tables): every key named in `keys`, at any depth. */
+function maskKeys(value: unknown, keys: ReadonlySet<string>): void {
+  if (Array.isArray(value)) {
+    for (const v of value) maskKeys(v, keys);
+    return;
+  }
+  if (!isPlainObject(value)) return;
+  for (const [k, v] of Object.entries(value)) {
+    if (keys.has(k) && v !== null && v !== undefined) value[k] = MASK;
+    else maskKeys(v, keys);
   }
 }

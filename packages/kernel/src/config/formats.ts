@@ -9,6 +9,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import convict from 'convict';
 import { parse as parseToml } from 'smol-toml';
+import { DURATION_EXPECTED, DURATION_UNITS, SIZE_EXPECTED, SIZE_UNITS, readDecimal, readWithUnit } from '@rmqtt-ts/plugin-api';
 
 /**
  * Text a format could not read, kept for the error message. Private fields only: convict flattens any
@@ -72,15 +73,6 @@ export const Formats = {
  */
 export const NUMBER_AS_TEXT_FORMATS: ReadonlySet<string> = new Set([Formats.duration, Formats.durationSeconds, Formats.size, Formats.rate]);
 
-const DIGITS = /^\d(?:_?\d)*(?:\.\d+)?$/;
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4 };
-const DURATION_UNITS: Readonly<Record<string, number>> = { '': 1000, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A decimal number as TOML writes it (`1_000`, `0.75`), or undefined. */
-function readDecimal(text: string): number | undefined {
-  return DIGITS.test(text) ? Number(text.replaceAll('_', '')) : undefined;
-}
-
 function readInteger(text: string): number | InvalidInput {
   const t = text.trim();
   if (!/^-?\d(?:_?\d)*$/.test(t)) return new InvalidInput(text);
@@ -89,12 +81,8 @@ function readInteger(text: string): number | InvalidInput {
 }
 
 function withUnit(text: string, units: Readonly<Record<string, number>>): number | InvalidInput {
-  const m = /^([\d_.]+)\s*([a-z]*)$/i.exec(text.trim());
-  const amount = m === null ? undefined : readDecimal(m[1] ?? '');
-  const factor = m === null ? undefined : units[(m[2] ?? '').toLowerCase()];
-  if (amount === undefined || factor === undefined) return new InvalidInput(text);
-  const value = Math.round(amount * factor);
-  return Number.isSafeInteger(value) ? value : new InvalidInput(text, 'too large');
+  const v = readWithUnit(text, units);
+  return typeof v === 'number' ? v : new InvalidInput(text, v.error);
 }
 
 /** "2500ms", "30s", "5m", "2h", "1d", "0h" or a plain number of seconds (as RMQTT) → milliseconds. */
@@ -164,9 +152,9 @@ function isCount(value: unknown): value is number {
 }
 
 const FORMATS = new Map<string, FormatDef>([
-  [Formats.duration, { expected: 'a duration such as "2500ms", "30s", "5m", "2h", "1d" or a number of seconds', parse: parseDuration, check: isCount }],
+  [Formats.duration, { expected: DURATION_EXPECTED, parse: parseDuration, check: isCount }],
   [Formats.durationSeconds, { expected: 'a duration such as "30s", "5m", "2h", "1d" or a number of seconds', parse: parseDurationSeconds, check: isCount }],
-  [Formats.size, { expected: 'a size such as "512K", "1MB", "3G" or a number of bytes', parse: parseSize, check: isCount }],
+  [Formats.size, { expected: SIZE_EXPECTED, parse: parseSize, check: isCount }],
   [
     Formats.rate,
     {

@@ -1,7 +1,8 @@
 /**
  * Routing one message to this node's subscribers. Overlapping subscriptions of one client give one
  * copy at the highest granted QoS with every matching Subscription Identifier [MQTT-3.3.4-2, -3];
- * No Local matches are removed before merging; each shared group gets one copy. The PUBLISH bytes are
+ * No Local matches are removed before merging; each shared group gets one copy. A bridged message is not
+ * delivered to an ingress bridge's client (bridge origin, see @rmqtt-ts/plugin-api). The PUBLISH bytes are
  * encoded once per pass (EncodeCache) and shared.
  */
 import type { Message, QoS, RouteEntry } from '@rmqtt-ts/plugin-api';
@@ -48,6 +49,7 @@ export class Dispatcher {
     if (direct.length === 0 && shared.length === 0) return 0;
     const cache = new EncodeCache(msg, now);
     const publisher = noLocalApplies(msg) ? msg.from.clientId : undefined;
+    const bridged = msg.from.type === 'bridge';
     let n = 0;
     if (direct.length === 1) {
       const e = direct[0] as KernelRoute;
@@ -63,7 +65,7 @@ export class Dispatcher {
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
       const e = this.#k.selector.pick(g, msg, isOnline) as KernelRoute | undefined;
-      if (e === undefined || e.target.terminated || (e.deliverIf !== undefined && !e.deliverIf(msg.topic))) continue;
+      if (e === undefined || e.target.terminated || (e.deliverIf !== undefined && !e.deliverIf(msg.topic)) || (bridged && e.target.bridgeIngress)) continue;
       const o = e.options;
       e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
       recipients?.push(e.clientId, sharedRecipient(g.group, g.filter));
@@ -76,6 +78,8 @@ export class Dispatcher {
     // [MQTT-3.8.3-3] No Local: not back to the publishing client
     if (e.options.noLocal && publisher === e.clientId) return false;
     if (e.deliverIf !== undefined && !e.deliverIf(msg.topic)) return false;
+    // bridge origin: a bridged message never goes back out through an ingress bridge's client
+    if (e.target.bridgeIngress && msg.from.type === 'bridge') return false;
     return !e.target.terminated;
   }
 

@@ -314,6 +314,7 @@ export class Publisher {
     for (const m of msgs) {
       if (s.terminated) return;
       if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
+      if (s.bridgeIngress && m.from.type === 'bridge') continue;
       k.metrics.counters[C['messages.delivered.retain']]!++;
       s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, true, route.subIds, null, now);
     }
@@ -338,6 +339,7 @@ export class Publisher {
         if (s.terminated) return;
         if (recipients.has(s.clientId) || (group !== undefined && recipients.has(group))) continue;
         if (route.deliverIf !== undefined && !route.deliverIf(m.topic)) continue;
+        if (s.bridgeIngress && m.from.type === 'bridge') continue;
         s.out.deliver(m, (m.qos < o.qos ? m.qos : o.qos) as QoS, o.retainAsPublished && m.retain, route.subIds, null, now);
         sent.push(m);
       }

@@ -11,6 +11,7 @@ import type {
   SubscriptionOptions,
   WillInfo,
 } from '@rmqtt-ts/plugin-api';
+import { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER } from '@rmqtt-ts/plugin-api';
 import type { ListenerConfig } from '../config/index.js';
 import type { Connection } from '../connection/connection.js';
 import { Outbound } from '../delivery/outbound.js';
@@ -97,9 +98,15 @@ export class Session {
   routeQos: 0 | 1 | 2 = 0;
   routeRetain = false;
   routeSubIds: number[] | undefined = undefined;
+  /** An egress bridge's client (bridge origin): what it publishes enters as a bridged message. */
+  readonly bridgeEgress: boolean;
+  /** An ingress bridge's client (bridge origin): bridged messages are not delivered to it. */
+  readonly bridgeIngress: boolean;
 
   constructor(kernel: Kernel, connectInfo: ConnectInfo, listener: ListenerConfig, expiryInterval: number, now: number) {
     this.clientId = connectInfo.clientId;
+    this.bridgeEgress = connectInfo.clientId.includes(BRIDGE_EGRESS_MARKER);
+    this.bridgeIngress = connectInfo.clientId.includes(BRIDGE_INGRESS_MARKER);
     this.connectInfo = connectInfo;
     this.listener = listener;
     this.expiryInterval = expiryInterval;

@@ -97,7 +97,7 @@ export function handlePublish(conn: Connection, p: PublishPacket): void | Promis
     properties: v5 ? messagePropertiesOf(p.properties) : NO_PROPERTIES,
     protoVer: conn.version,
     listenerExpiryS: L.messageExpiryIntervalS,
-    from: { type: 'custom', clientId: s.clientId, username: s.connectInfo.username, ip: conn.transport.remote.ip },
+    from: { type: s.bridgeEgress ? 'bridge' : 'custom', clientId: s.clientId, username: s.connectInfo.username, ip: conn.transport.remote.ip },
   });
 
   if (p.qos === 1) conn.pendingQos1++;

@@ -1,0 +1,115 @@
+/**
+ * One client of an egress bridge and its channel: messages wait here until the client is connected and
+ * has room, then are handed to mqtt.js. A message counts against the capacity from the moment it is
+ * accepted until the remote acknowledges it (QoS 1/2) or it is written (QoS 0), so neither this queue
+ * nor mqtt.js's own stores grow past `message_channel_capacity`. QoS 1/2 messages handed to mqtt.js and
+ * not acknowledged are sent again by mqtt.js after a reconnect: at least once across a remote restart.
+ */
+import { BridgeLink, type MqttClientOptions, type MqttConnect, type MqttPublishOptions } from '@rmqtt-ts/plugin-api/bridge';
+import type { Logger } from '@rmqtt-ts/plugin-api';
+
+export interface Outgoing {
+  topic: string;
+  payload: Buffer;
+  options: MqttPublishOptions;
+}
+
+/** With no Receive Maximum from the server (MQTT 3.1.1): QoS 1/2 messages in flight at once. */
+const DEFAULT_WINDOW = 1024;
+
+export interface SinkStats {
+  sent: number;
+  failed: number;
+}
+
+export class Sink {
+  readonly link: BridgeLink;
+  readonly stats: SinkStats = { sent: 0, failed: 0 };
+  #queue: Array<Outgoing | undefined> = [];
+  #head = 0;
+  /** Handed to mqtt.js, not yet done (all QoS). */
+  #handed = 0;
+  /** Of those, QoS 1/2 (bounded by the server's Receive Maximum). */
+  #inflight = 0;
+  #window = DEFAULT_WINDOW;
+  #pumping = false;
+  #closed = false;
+
+  constructor(
+    connect: MqttConnect,
+    options: MqttClientOptions,
+    readonly capacity: number,
+    logger: Logger,
+    private readonly onFailed: (clientId: string, error: Error) => void,
+  ) {
+    this.link = new BridgeLink(connect, options, logger, {
+      up: (receiveMaximum) => {
+        this.#window = receiveMaximum ?? DEFAULT_WINDOW;
+        this.pump();
+      },
+    });
+  }
+
+  /** Messages accepted and not yet done. */
+  get size(): number {
+    return this.#queue.length - this.#head + this.#handed;
+  }
+
+  get waiting(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  get inFlight(): number {
+    return this.#handed;
+  }
+
+  /** Accept a message; false when the channel is full (the caller drops and counts it). */
+  push(o: Outgoing): boolean {
+    if (this.#closed || this.size >= this.capacity) return false;
+    this.#queue.push(o);
+    if (this.#queue.length - this.#head === 1) this.pump();
+    return true;
+  }
+
+  pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      const client = this.link.client;
+      while (this.#head < this.#queue.length && client.connected && !this.#closed) {
+        const o = this.#queue[this.#head]!;
+        const acked = o.options.qos > 0;
+        if (acked && this.#inflight >= this.#window) break;
+        this.#queue[this.#head++] = undefined;
+        this.#handed++;
+        if (acked) this.#inflight++;
+        client.publish(o.topic, o.payload, o.options, (err) => {
+          this.#handed--;
+          if (acked) this.#inflight--;
+          if (err === undefined || err === null) this.stats.sent++;
+          else {
+            this.stats.failed++;
+            if (!this.#closed) this.onFailed(this.link.clientId, err);
+          }
+          this.pump();
+        });
+      }
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Close the client; returns how many accepted messages were never sent. */
+  async close(): Promise<number> {
+    this.#closed = true;
+    const unsent = this.#queue.length - this.#head + this.#inflight;
+    this.#queue = [];
+    this.#head = 0;
+    await this.link.close();
+    return unsent;
+  }
+}
