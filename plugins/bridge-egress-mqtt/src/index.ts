@@ -194,6 +194,7 @@ export default definePlugin<EgressConfig>({
               sent: s.stats.sent,
               failed: s.stats.failed,
               connects: s.link.connects,
+              failures: s.link.failures,
               last_error: s.link.lastError ?? null,
             })),
           ),

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   capturingLogger,
@@ -87,7 +87,7 @@ interface Attrs {
   forwarded: number;
   dropped: number;
   skipped_bridged: number;
-  bridges: Array<{ name: string; entry_idx: number; client_id: string; connected: boolean; waiting: number; in_flight: number; sent: number; connects: number; last_error: string | null }>;
+  bridges: Array<{ name: string; entry_idx: number; client_id: string; connected: boolean; waiting: number; in_flight: number; sent: number; connects: number; failures: number; last_error: string | null }>;
 }
 
 function attrs(b: TestBroker): Attrs {
@@ -252,5 +252,202 @@ describe('forwarding to mosquitto', () => {
     expect(await b.broker.control.stopPlugin('bridge-egress-mqtt')).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     expect(rec.messages).toHaveLength(1);
+  });
+});
+
+describe('connections', () => {
+  it('TLS with a root certificate and a client certificate; credentials from ${ENV:…}', async () => {
+    process.env['EGRESS_TEST_USER'] = 'bridge';
+    process.env['EGRESS_TEST_PASS'] = 'secret';
+    const tag = uniqueId('tls');
+    const b = await broker(
+      bridgeToml('tls', 'v5', entry(`${tag}/#`, `t/\${local.topic}`), {
+        server: `"tls://127.0.0.1:${mosq.tlsPort}"`,
+        root_cert: `"${pki.caPath}"`,
+        client_cert: `"${pki.client.certPath}"`,
+        client_key: `"${pki.client.keyPath}"`,
+        username: '"${ENV:EGRESS_TEST_USER}"',
+        password: '"${ENV:EGRESS_TEST_PASS}"',
+      }),
+    );
+    await allConnected(b);
+    const { rec } = await remoteReader(`t/${tag}/#`);
+    const local = await client(b.url());
+    await local.publishAsync(`${tag}/secure`, 'over tls', { qos: 1 });
+    expect((await rec.next(5000)).payload.toString()).toBe('over tls');
+    // the config as shown keeps the password hidden
+    const shown = b.broker.control.pluginConfig('bridge-egress-mqtt') as { bridges: Array<Record<string, unknown>> };
+    expect(shown.bridges[0]!['password']).toBe('******');
+  });
+
+  const failing: Array<[string, Record<string, string>, RegExp]> = [
+    ['a wrong password', { password: '"wrong"' }, /not authorized|bad user name or password/i],
+    ['nothing listening at the address', { server: '"tcp://127.0.0.1:1"' }, /ECONNREFUSED/],
+    ['a server certificate from an unknown CA', { server: '"tls://127.0.0.1:TLSPORT"', client_cert: '"CLIENTCERT"', client_key: '"CLIENTKEY"' }, /self[- ]signed|unable to (get|verify)|certificate/i],
+  ];
+  for (const [what, keys, error] of failing) {
+    it(`${what}: logged, retried, and the broker carries on`, async () => {
+      const tag = uniqueId('fail');
+      const cap = capturingLogger();
+      const fixed = Object.fromEntries(
+        Object.entries(keys).map(([k, v]) => [k, v.replace('TLSPORT', String(mosq.tlsPort)).replace('CLIENTCERT', pki.client.certPath).replace('CLIENTKEY', pki.client.keyPath)]),
+      );
+      const b = await broker(bridgeToml('fail', 'v4', entry(`${tag}/#`, `f/\${local.topic}`), fixed), { logger: cap.logger });
+      // retried: several attempts, reported once (the same error is not repeated in the log)
+      await expect.poll(() => attrs(b).bridges[0]!.last_error ?? '', { timeout: 5000 }).toMatch(error);
+      const failures = () => cap.lines.filter((l) => l.msg === 'bridge connection failed; retrying');
+      expect(failures().length).toBeGreaterThanOrEqual(1);
+      expect(String(failures()[0]!['error'])).toMatch(error);
+      expect(failures()[0]!['client_id']).toBe('edge:fail:egress:1:0:0');
+      await expect.poll(() => attrs(b).bridges[0]!.failures, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+      expect(failures()).toHaveLength(1);
+      // the broker: local publish and subscribe work as ever
+      const local = await client(b.url());
+      const rec = recorder(local);
+      await local.subscribeAsync(`${tag}/#`, { qos: 1 });
+      for (let i = 0; i < 5; i++) await local.publishAsync(`${tag}/x`, String(i), { qos: 1 });
+      expect(await rec.waitFor(5)).toHaveLength(5);
+      expect(attrs(b).bridges[0]!.connected).toBe(false);
+    });
+  }
+
+  it("RMQTT's own rmqtt-bridge-egress-mqtt.toml loads unchanged: its enabled bridge's clients, named as RMQTT names them", async () => {
+    const { readFileSync } = await import('node:fs');
+    const b = await broker(readFileSync(RMQTT_EGRESS, 'utf8'));
+    const ids = attrs(b).bridges.map((x) => x.client_id);
+    // bridge_name_1: 3 entries × 5 clients; bridge_name_2 is disabled
+    expect(ids).toHaveLength(15);
+    expect(ids).toContain('prefix:bridge_name_1:egress:1:0:0');
+    expect(ids).toContain('prefix:bridge_name_1:egress:1:2:4');
+    expect(ids.some((id) => id.includes('bridge_name_2'))).toBe(false);
+  });
+});
+
+describe('config errors stop start-up naming the file, the key and what was expected', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['a QoS of 3', entry('a/#', 'b') + 'remote.qos = 3\n', /rmqtt-bridge-egress-mqtt\.toml: bridges: \[0\]\.entries\[0\]\.remote\.qos: expected 0, 1 or 2, got 3/],
+    ['an unknown key', entry('a/#', 'b') + 'remote.qoss = 1\n', /bridges: \[0\]\.entries\[0\]\.remote\.qoss: unknown key/],
+    ['a bad topic filter', entry('a/#/b', 'b'), /bridges: \[0\]\.entries\[0\]\.local\.topic_filter: expected a topic filter/],
+    ['a wildcard in the remote topic', entry('a/#', 'b/+'), /bridges: \[0\]\.entries\[0\]\.remote\.topic: expected a topic name/],
+  ];
+  for (const [what, entries, message] of cases) {
+    it(what, async () => {
+      await expect(broker(bridgeToml('bad', 'v4', entries))).rejects.toThrow(message);
+    });
+  }
+  it('an unset environment variable', async () => {
+    await expect(broker(bridgeToml('bad', 'v4', entry('a/#', 'b'), { password: '"${ENV:RMQTT_NOT_SET_ANYWHERE}"' }))).rejects.toThrow(
+      /bridges: \[0\]\.password: environment variable RMQTT_NOT_SET_ANYWHERE is not set/,
+    );
+  });
+  it('a bad duration, server and version', async () => {
+    await expect(broker(bridgeToml('bad', 'v4', '', { keepalive: '"soon"' }))).rejects.toThrow(/\[0\]\.keepalive: expected a duration/);
+    await expect(broker(bridgeToml('bad', 'v4', '', { server: '"http://x:1"' }))).rejects.toThrow(/\[0\]\.server: expected an address such as "tcp:\/\/127\.0\.0\.1:1883"/);
+    await expect(broker(bridgeToml('bad', 'v4', '', { mqtt_ver: '"v6"' }))).rejects.toThrow(/\[0\]\.mqtt_ver: expected one of "v3", "v4", "v5"/);
+  });
+  it('two enabled bridges with one name', async () => {
+    const t = bridgeToml('same', 'v4', '');
+    await expect(broker(`${t}\n${t}`)).rejects.toThrow(/\[1\]\.name: expected a name no other enabled bridge has, got "same"/);
+  });
+  it('a TLS file that cannot be read', async () => {
+    await expect(broker(bridgeToml('bad', 'v4', '', { root_cert: '"/nonexistent/root.pem"' }))).rejects.toThrow(/\[0\]\.root_cert: cannot read "\/nonexistent\/root\.pem"/);
+  });
+});
+
+describe('a remote restart mid-stream (QoS 1, at least once within message_channel_capacity)', () => {
+  let durable: MosquittoServer;
+  beforeAll(async () => {
+    durable = await startMosquitto({ persistence: true });
+  });
+  afterAll(async () => {
+    await durable?.destroy();
+  });
+
+  /** A subscriber on the durable mosquitto that keeps its session and reconnects by itself. */
+  async function durableReader(filter: string): Promise<{ payloads: () => Set<string>; count: () => number }> {
+    const id = uniqueId('reader');
+    const c = mqtt.connect(durable.url, { clientId: id, clean: false, reconnectPeriod: 100, connectTimeout: 2000 });
+    clients.push(c);
+    const got: string[] = [];
+    c.on('message', (_t, payload) => got.push(payload.toString()));
+    await new Promise<void>((resolve) => c.once('connect', () => resolve()));
+    await c.subscribeAsync(filter, { qos: 1 });
+    return { payloads: () => new Set(got), count: () => got.length };
+  }
+
+  function toDurable(tag: string, capacity: number): string {
+    return bridgeToml('durable', 'v4', entry(`${tag}/#`, `d/\${local.topic}`, 'remote.qos = 1'), {
+      server: `"tcp://127.0.0.1:${durable.port}"`,
+      username: '"x"',
+      password: '"x"',
+      message_channel_capacity: String(capacity),
+      reconnect_interval: '"100ms"',
+    });
+  }
+
+  it('messages published while the remote restarts all arrive', async () => {
+    const tag = uniqueId('restart');
+    const reader = await durableReader(`d/${tag}/#`);
+    const b = await broker(toDurable(tag, 10_000));
+    await allConnected(b);
+    const local = await client(b.url());
+    const N = 300;
+    for (let i = 0; i < N; i++) {
+      await local.publishAsync(`${tag}/m`, String(i), { qos: 1 });
+      if (i === 100) await durable.stop();
+      if (i === 200) await durable.start();
+      else await new Promise((r) => setTimeout(r, 2));
+    }
+    await expect.poll(() => reader.payloads().size, { timeout: 15_000 }).toBe(N);
+    expect(b.broker.metrics.metrics()['bridge_egress_mqtt.dropped'] ?? 0).toBe(0);
+    expect(attrs(b).bridges[0]!.connects).toBe(2);
+  });
+
+  it('beyond the capacity while the remote is away: the first ones are kept and sent, the rest dropped, counted and logged', async () => {
+    const tag = uniqueId('bound');
+    const reader = await durableReader(`d/${tag}/#`);
+    const cap = capturingLogger();
+    const b = await broker(toDurable(tag, 20), { logger: cap.logger });
+    await allConnected(b);
+    await durable.stop();
+    await expect.poll(() => attrs(b).bridges[0]!.connected).toBe(false);
+    const local = await client(b.url());
+    for (let i = 0; i < 50; i++) await local.publishAsync(`${tag}/m`, String(i), { qos: 1 });
+    expect(attrs(b).bridges[0]!.waiting).toBe(20);
+    expect(b.broker.metrics.metrics()['bridge_egress_mqtt.dropped']).toBe(30);
+    expect(attrs(b).dropped).toBe(30);
+    expect(cap.lines.some((l) => l.msg === 'bridge messages dropped' && l['reason'] === 'channel full')).toBe(true);
+    await durable.start();
+    await expect.poll(() => reader.count(), { timeout: 15_000 }).toBe(20);
+    await new Promise((r) => setTimeout(r, 300));
+    expect([...reader.payloads()].map(Number).sort((x, y) => x - y)).toEqual([...Array(20).keys()]);
+  });
+});
+
+describe('hot stop and start over the HTTP API', () => {
+  async function api(b: TestBroker, path: string): Promise<{ status: number; body: unknown }> {
+    const attrsApi = b.broker.control.plugin('http-api')!.attrs as { http_laddr: string };
+    const res = await fetch(`http://${attrsApi.http_laddr}/api/v1${path}`, { method: 'PUT' });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }
+
+  it('unload closes the bridge clients and stops forwarding; load connects them again', async () => {
+    const tag = uniqueId('hot');
+    const b = await broker(bridgeToml('hot', 'v4', entry(`${tag}/#`, `h/\${local.topic}`)), { api: true });
+    await allConnected(b);
+    const { rec } = await remoteReader(`h/${tag}/#`);
+    const local = await client(b.url());
+    await local.publishAsync(`${tag}/1`, 'before', { qos: 1 });
+    expect((await rec.next(5000)).payload.toString()).toBe('before');
+
+    expect((await api(b, '/plugins/1/bridge-egress-mqtt/unload')).status).toBe(200);
+    expect(b.broker.control.plugin('bridge-egress-mqtt')!.active).toBe(false);
+    await local.publishAsync(`${tag}/2`, 'while stopped', { qos: 1 });
+
+    expect((await api(b, '/plugins/1/bridge-egress-mqtt/load')).status).toBe(200);
+    await allConnected(b);
+    await local.publishAsync(`${tag}/3`, 'after', { qos: 1 });
+    expect((await rec.next(5000)).payload.toString()).toBe('after');
+    expect(rec.messages.map((m) => m.payload.toString())).toEqual(['before', 'after']);
   });
 });
