@@ -44,6 +44,14 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
+  /**
+   * The far end of a connection a test server accepted: the test plays the broker (reads CONNECT,
+   * writes CONNACK, …) against a real client.
+   */
+  static accept(socket: Socket, version: ProtocolVersion = 4): RawClient {
+    return new RawClient(socket, version);
+  }
+
   /** Open a TCP connection (nothing sent yet). */
   static open(port: number, options: { version?: ProtocolVersion; host?: string; localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {

@@ -15,8 +15,13 @@ export interface MqttLikeClient {
   on(event: 'message', fn: (topic: string, payload: Buffer, packet: MqttPublishPacket) => void): unknown;
   on(event: 'packetreceive', fn: (packet: { cmd: string; messageId?: number }) => void): unknown;
   publish(topic: string, payload: Buffer, options: MqttPublishOptions, callback: (err?: Error) => void): unknown;
-  subscribe(topic: string, options: { qos: 0 | 1 | 2 }, callback: (err: Error | null, granted?: Array<{ topic: string; qos: number }>) => void): unknown;
+  subscribe(topic: string, options: { qos: 0 | 1 | 2; rap?: boolean }, callback: (err: Error | null, granted?: Array<{ topic: string; qos: number }>) => void): unknown;
   end(force: boolean, callback: () => void): unknown;
+  /**
+   * Called for each incoming message before its last acknowledgement (QoS 0: on arrival; QoS 1: before
+   * PUBACK; QoS 2: on PUBREL, before PUBCOMP); the acknowledgement waits for `callback`.
+   */
+  handleMessage(packet: MqttPublishPacket, callback: (err?: Error) => void): void;
 }
 
 export interface MqttPublishPacket {
@@ -42,7 +47,7 @@ export interface MqttPublishOptions {
   properties?: MqttPublishPacket['properties'];
 }
 
-/** Decides the PUBACK / PUBREC of a QoS 1/2 message: `done(0)` once it is handled, or a reason code. */
+/** MQTT 5: decides the PUBACK / PUBREC of a QoS 1/2 message, `done(0)` once it is handled or a reason code (mqtt.js calls it for MQTT 5 only). */
 export type AckHandler = (topic: string, payload: Buffer, packet: MqttPublishPacket, done: (code: number) => void) => void;
 
 /** mqtt.js `connect`. */
