@@ -203,7 +203,7 @@ describe('from mosquitto', () => {
       clients.push(back);
       const got: string[] = [];
       back.on('message', (_t, payload) => got.push(payload.toString()));
-      await once(back, 'connect');
+      await new Promise<void>((resolve) => back.once('connect', () => resolve()));
       await new Promise((r) => setTimeout(r, 300));
       expect(got).toHaveLength(expected);
     }
