@@ -7,7 +7,7 @@ import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSyn
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BROKERS, RMQTT_PLUGIN_ENV, brokerCommand, mosquittoConf, startBroker } from './lib/brokers.mjs';
+import { BROKERS, RMQTT_PLUGIN_ENV, brokerCommand, egressToml, mosquittoBridgeConf, mosquittoConf, startBroker } from './lib/brokers.mjs';
 import { CASE_NAMES, buildCases, fill, selectCases, showArgs } from './lib/cases.mjs';
 import {
   TICKS_PER_S,
@@ -331,6 +331,73 @@ async function main() {
     return authArgs;
   }
 
+  /** The egress cases' remote: one mosquitto for the whole run (stopped at the end). */
+  let remote;
+  async function remoteBroker() {
+    if (remote === undefined || !remote.alive()) remote = await startBroker('mosquitto', { root, benchDir, rawDir, tag: 'remote' });
+    return remote;
+  }
+
+  /** The plugins rmqtt-ts starts in configs/rmqtt.toml (its uncommented default_startups). */
+  function shippedStartups() {
+    const text = readFileSync(join(root, 'configs/rmqtt.toml'), 'utf8');
+    const m = /^plugins\.default_startups\s*=\s*\[([\s\S]*?)\]/m.exec(text);
+    if (!m) throw new Error('configs/rmqtt.toml has no plugins.default_startups');
+    return m[1].split('\n').map((l) => l.trim()).filter((l) => l.startsWith('"')).map((l) => JSON.parse(l.replace(/,$/, '')));
+  }
+
+  /** Egress cases, rmqtt-ts: a config layered on the bench's that adds the egress bridge to the remote. */
+  function egressArgs(remotePort) {
+    const dir = join(rawDir, 'plugins-egress');
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(join(root, 'configs/plugins'))) copyFileSync(join(root, 'configs/plugins', f), join(dir, f));
+    writeFileSync(join(dir, 'rmqtt-bridge-egress-mqtt.toml'), egressToml(remotePort));
+    const conf = join(rawDir, 'egress.toml');
+    writeFileSync(conf, `plugins.dir = ${JSON.stringify(dir)}\nplugins.default_startups = ${JSON.stringify([...shippedStartups(), 'rmqtt-bridge-egress-mqtt'])}\n`);
+    return ['-f', conf];
+  }
+
+  /**
+   * An egress run: the remote's subscribers first (their mqbench measures delivery and latency), a second
+   * later the publishers on the measured broker (offered rate, the broker's CPU and memory).
+   */
+  async function runEgress(kase, b, tag, rem) {
+    const subArgs = fill(kase.subArgs, { sink: rem.port, pid: rem.pid });
+    const pubArgs = fill(kase.args, { port: b.port, pid: b.pid });
+    const subRun = runMqbench(mqbench, subArgs, { rawDir, name: `${tag}.mqbench-remote`, brokerPid: rem.pid });
+    await sleep(1000);
+    const pub = await runMqbench(mqbench, pubArgs, { rawDir, name: `${tag}.mqbench`, brokerPid: b.pid });
+    const sub = await subRun;
+    const failed = [pub, sub].find((m) => m.error || m.rc !== 0 || !m.result);
+    const result =
+      pub.result && sub.result
+        ? {
+            ...sub.result,
+            pub_per_s: pub.result.pub_per_s,
+            expected_recv_per_s: pub.result.pub_per_s,
+            published: pub.result.published,
+            lost: undefined,
+            broker_pid: b.pid,
+            broker_cpu_pct: pub.result.broker_cpu_pct,
+            broker_rss_kb: pub.result.broker_rss_kb,
+            remote_cpu_pct: sub.result.broker_cpu_pct,
+            // each mqbench is one process on one core: the busier one says whether the generator bounded the run
+            gen_cpu_pct: Math.max(pub.result.gen_cpu_pct ?? 0, sub.result.gen_cpu_pct ?? 0),
+          }
+        : undefined;
+    return {
+      rc: failed?.rc ?? 0,
+      signal: failed?.signal,
+      error: failed?.error,
+      result,
+      resultLine: result ? `RESULT ${JSON.stringify(result)}` : undefined,
+      stdoutTail: `${pub.stdoutTail}\n--- remote subscribers ---\n${sub.stdoutTail}`,
+      stderrTail: `${pub.stderrTail}\n--- remote subscribers ---\n${sub.stderrTail}`,
+      harness: pub.harness,
+      samples: [],
+    };
+  }
+
   async function attempt(kase, broker, run, att) {
     const tag = `${kase.name}-${broker}-r${run}${att > 1 ? `-a${att}` : ''}`;
     const rec = { case: kase.name, broker, run, attempt: att, tag, status: 'ok', flags: [] };
@@ -339,9 +406,12 @@ async function main() {
     if (idle.gave_up) rec.flags.push('busy-start');
     if (interrupted) return Object.assign(rec, { status: 'interrupted', reason: 'interrupted' });
     let b;
+    const rem = kase.kind === 'egress' ? await remoteBroker() : undefined;
     for (let tries = 1; ; tries++) {
       try {
-        b = await startBroker(broker, { root, benchDir, rawDir, tag, extraArgs: kase.authHttp ? await authHttpArgs() : (kase.brokerArgs ?? []) });
+        const extraArgs = kase.authHttp ? await authHttpArgs() : rem !== undefined && broker === 'rmqtt-ts' ? egressArgs(rem.port) : (kase.brokerArgs ?? []);
+        const mosquittoExtra = rem !== undefined && broker === 'mosquitto' ? mosquittoBridgeConf(rem.port, kase.egressQos) : '';
+        b = await startBroker(broker, { root, benchDir, rawDir, tag, extraArgs, mosquittoExtra });
         break;
       } catch (err) {
         if (tries < 2 && !interrupted) {
@@ -358,7 +428,12 @@ async function main() {
       await sleep(300);
       const args = fill(kase.args, { port: b.port, pid: b.pid });
       rec.command = `${mqbench} ${args.join(' ')}`;
-      const m = await runMqbench(mqbench, args, { rawDir, name: `${tag}.mqbench`, brokerPid: b.pid, sampleRss: !!kase.long });
+      if (rem !== undefined) {
+        // the bridge connects after the broker is up
+        await sleep(1500);
+        rec.command = `${mqbench} ${fill(kase.subArgs, { sink: rem.port, pid: rem.pid }).join(' ')} & sleep 1; ${rec.command}`;
+      }
+      const m = rem !== undefined ? await runEgress(kase, b, tag, rem) : await runMqbench(mqbench, args, { rawDir, name: `${tag}.mqbench`, brokerPid: b.pid, sampleRss: !!kase.long });
       const alive = b.alive();
       Object.assign(rec, { rc: m.rc, signal: m.signal, result: m.result, harness: m.harness, stdoutTail: m.stdoutTail, stderrTail: m.stderrTail });
       if (m.result) appendFileSync(join(rawDir, 'RESULT.lines'), `${tag} ${m.resultLine}\n`);
@@ -371,6 +446,7 @@ async function main() {
       else if (m.error) Object.assign(rec, { status: 'failed', reason: `mqbench: ${m.error}` });
       else if (m.rc !== 0) Object.assign(rec, { status: 'failed', reason: `mqbench exit ${m.rc ?? m.signal}${res ? '' : ', no RESULT line'}` });
       else if (!res) Object.assign(rec, { status: 'failed', reason: 'no RESULT line' });
+      if (rem !== undefined) rec.others_cpu_pct = undefined; // the remote and the second mqbench are part of the case
       if (rec.status === 'ok') {
         if (rec.others_cpu_pct > NOISY_OTHERS_PCT) rec.flags.push('noisy');
         if (rec.gen_cpu_pct > GEN_BOUND_PCT) rec.flags.push('gen-bound');
@@ -463,6 +539,7 @@ async function main() {
   }
 
   if (authServer !== undefined) await stopChild(authServer, 2000);
+  if (remote !== undefined) await remote.stop(2000);
   const finished = new Date();
   const rows = summarize(selected, records.filter((r) => r.status !== 'interrupted'));
   const targetRows = targets(rows, opts);

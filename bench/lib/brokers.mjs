@@ -18,6 +18,38 @@ log_dest none
 `;
 }
 
+/**
+ * The bridge section of the mosquitto measured in the egress cases: bench/# out to the remote at `qos`
+ * (mosquitto's own bridge, as rmqtt-ts's egress bridge is configured in egressToml).
+ */
+export function mosquittoBridgeConf(remotePort, qos) {
+  return `connection egress
+address 127.0.0.1:${remotePort}
+topic bench/# out ${qos}
+cleansession true
+try_private false
+start_type automatic
+restart_timeout 1
+`;
+}
+
+/** rmqtt-bridge-egress-mqtt.toml of the egress cases: bench/# to the remote, the message's own QoS. */
+export function egressToml(remotePort) {
+  return `[[bridges]]
+enable = true
+name = "bench"
+client_id_prefix = "bench"
+server = "tcp://127.0.0.1:${remotePort}"
+concurrent_client_limit = 1
+reconnect_interval = "1s"
+mqtt_ver = "v4"
+
+[[bridges.entries]]
+local.topic_filter = "bench/#"
+remote.topic = "\${local.topic}"
+`;
+}
+
 const RMQTT_CONFIG_ARGS = ['-f', 'configs/rmqtt.toml', '-f', 'bench/rmqtt-bench.toml'];
 
 /**
@@ -92,14 +124,14 @@ function commOf(pid) {
  * Starts a broker and waits until its port accepts connections.
  * Returns { name, pid, port, child, logFile, command, alive(), stop(), logTail() } or throws with the log tail.
  */
-export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], env = {}, readyTimeoutMs = 30000 }) {
+export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], env = {}, mosquittoExtra = '', readyTimeoutMs = 30000 }) {
   const logFile = join(rawDir, `${tag}.broker.log`);
   let port;
   let confPath;
   if (name !== 'rmqtt-ts') port = await freePort();
   if (name === 'mosquitto') {
     confPath = join(rawDir, `${tag}.mosquitto.conf`);
-    writeFileSync(confPath, mosquittoConf(port));
+    writeFileSync(confPath, mosquittoConf(port) + mosquittoExtra);
   }
   const cmd = brokerCommand(name, { root, benchDir, port, confPath, extraArgs, env });
   const fd = openSync(logFile, 'w');

@@ -12,7 +12,7 @@ export const METRIC = {
 };
 
 /** Case names in the order they run and are reported. */
-export const CASE_NAMES = ['A', 'A19k', 'A50k', 'B', 'B-noplugins', 'B-auth', 'C', 'C30', 'D', 'E20', 'F', 'B-long'];
+export const CASE_NAMES = ['A', 'A19k', 'A50k', 'B', 'B-noplugins', 'B-auth', 'C', 'C30', 'D', 'E20', 'F', 'G0', 'G1', 'B-long'];
 
 /**
  * @param {{ quick: boolean, longSeconds: number }} opts
@@ -132,6 +132,31 @@ export function buildCases({ quick, longSeconds, runs }) {
       na: { aedes: 'aedes 1.2.0 has no MQTT 5 (CONNACK 0x01)' },
       args: pubsub(B, ['-V', '5']),
     },
+    // Egress bridge: publishers on the broker measured, subscribers on a second broker (a mosquitto, the
+    // "remote") that the measured broker bridges bench/# to. Two mqbench processes: the subscribers'
+    // (started first) gives the delivered rate and the end-to-end latency (8-byte payloads carry only the
+    // send time, which both processes read from one monotonic clock); the publishers' gives the offered
+    // rate and the measured broker's CPU and memory.
+    {
+      name: 'G0',
+      title: 'egress bridge to a remote mosquitto, QoS 0: 10 publishers (open loop) -> bridge -> 10 subscribers on the remote, 10 topics, 8 B',
+      kind: 'egress',
+      metric: 'throughput',
+      egressQos: 0,
+      na: { aedes: 'aedes has no MQTT bridge' },
+      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '0', '--open-loop']),
+      subArgs: ['pubsub', '-p', '{sink}', '--pubs', '0', '--subs', '10', '--topics', '10', '-s', '8', '--sub-qos', '0', '-d', d, '--drain', '1', '--quiet'],
+    },
+    {
+      name: 'G1',
+      title: 'as G0 with QoS 1 end to end (publishers 100 in flight, the bridge publishes at QoS 1, subscribers at QoS 1)',
+      kind: 'egress',
+      metric: 'throughput',
+      egressQos: 1,
+      na: { aedes: 'aedes has no MQTT bridge' },
+      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '1', '--inflight', '100']),
+      subArgs: ['pubsub', '-p', '{sink}', '--pubs', '0', '--subs', '10', '--topics', '10', '-s', '8', '--sub-qos', '1', '-d', d, '--drain', '1', '--quiet'],
+    },
     {
       name: 'B-long',
       title: `B for ${longSeconds} s with the broker's VmRSS sampled every 10 s (memory must stay flat)`,
@@ -170,12 +195,12 @@ export function selectCases(cases, { quick, only, noLong, brokers }) {
   return picked;
 }
 
-/** Fills {port} and {pid}. */
-export function fill(args, { port, pid }) {
-  return args.map((a) => (a === '{port}' ? String(port) : a === '{pid}' ? String(pid) : a));
+/** Fills {port}, {pid} and {sink} (the remote broker of the egress cases). */
+export function fill(args, { port, pid, sink }) {
+  return args.map((a) => (a === '{port}' ? String(port) : a === '{pid}' ? String(pid) : a === '{sink}' ? String(sink) : a));
 }
 
 /** The command as shown in the report. */
 export function showArgs(args) {
-  return `mqbench ${args.map((a) => (a === '{port}' ? '$PORT' : a === '{pid}' ? '$BROKER_PID' : a)).join(' ')}`;
+  return `mqbench ${args.map((a) => (a === '{port}' ? '$PORT' : a === '{pid}' ? '$BROKER_PID' : a === '{sink}' ? '$REMOTE_PORT' : a)).join(' ')}`;
 }

@@ -73,6 +73,7 @@ export function summarize(cases, records) {
         row.cpu = median(res.map((r) => r.broker_cpu_pct));
         row.rssPeak = median(res.map((r) => r.broker_rss_kb?.peak / 1024));
         row.losses = withResult.map((r) => r.result.lost);
+        if (c.kind === 'egress') row.offered = median(res.map((r) => r.pub_per_s));
       }
       rows.push(row);
     }
@@ -276,6 +277,8 @@ function runsCell(row) {
 }
 
 function lossCell(row) {
+  // egress: the offered rate (publishers on the measured broker) beside what reached the remote
+  if (row.kase.kind === 'egress') return row.offered === undefined ? '–' : `offered ${fmt(row.offered)}/s`;
   if (!row.losses) return '–';
   if (row.losses.length === 0) return '–';
   return row.losses.every((x) => x === 0) ? '0' : row.losses.map((x) => fmt(x)).join(' / ');
