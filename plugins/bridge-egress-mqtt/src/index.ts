@@ -162,7 +162,9 @@ export default definePlugin<EgressConfig>({
         );
       },
       start() {
-        routes = open(parseBridges(ctx.config.bridges));
+        const bridges = parseBridges(ctx.config.bridges);
+        if (!bridges.some((b) => b.enable)) logger.info({ bridges: bridges.length }, 'no bridge is enabled (enable = true in a [[bridges]] table)');
+        routes = open(bridges);
         running = true;
       },
       async stop() {

@@ -311,6 +311,14 @@ describe('connections', () => {
     });
   }
 
+  it('the shipped config loads; its bridge is disabled until set up, and the log says so', async () => {
+    const { readFileSync } = await import('node:fs');
+    const cap = capturingLogger();
+    const b = await broker(readFileSync(new URL('../../../configs/plugins/rmqtt-bridge-egress-mqtt.toml', import.meta.url), 'utf8'), { logger: cap.logger });
+    expect(attrs(b).bridges).toHaveLength(0);
+    expect(cap.lines.some((l) => l.msg.startsWith('no bridge is enabled'))).toBe(true);
+  });
+
   it("RMQTT's own rmqtt-bridge-egress-mqtt.toml loads unchanged: its enabled bridge's clients, named as RMQTT names them", async () => {
     const { readFileSync } = await import('node:fs');
     const b = await broker(readFileSync(RMQTT_EGRESS, 'utf8'));

@@ -167,7 +167,9 @@ export default definePlugin<IngressConfig>({
 
     return {
       start() {
-        sources = open(parseBridges(ctx.config.bridges));
+        const bridges = parseBridges(ctx.config.bridges);
+        if (!bridges.some((b) => b.enable)) logger.info({ bridges: bridges.length }, 'no bridge is enabled (enable = true in a [[bridges]] table)');
+        sources = open(bridges);
         running = true;
       },
       async stop() {

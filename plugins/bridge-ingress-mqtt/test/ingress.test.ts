@@ -263,6 +263,14 @@ describe('from mosquitto', () => {
     expect((await rec.next()).payload.toString()).toBe('fine');
   });
 
+  it('the shipped config loads; its bridge is disabled until set up, and the log says so', async () => {
+    const { readFileSync } = await import('node:fs');
+    const cap = capturingLogger();
+    const b = await broker(readFileSync(new URL('../../../configs/plugins/rmqtt-bridge-ingress-mqtt.toml', import.meta.url), 'utf8'), { logger: cap.logger });
+    expect(attrs(b).bridges).toHaveLength(0);
+    expect(cap.lines.some((l) => l.msg.startsWith('no bridge is enabled'))).toBe(true);
+  });
+
   it("RMQTT's own rmqtt-bridge-ingress-mqtt.toml loads unchanged", async () => {
     const b = await broker(readFileSync(RMQTT_INGRESS, 'utf8'));
     const ids = attrs(b).bridges.map((x) => x.client_id);
