@@ -1,6 +1,6 @@
 /** Config of the egress bridge: RMQTT's rmqtt-bridge-egress-mqtt.toml keys. */
 import type { ConfigSchema, QoS } from '@rmqtt-ts/plugin-api';
-import { TableReader, parseConnection, topicTemplate, type BridgeConnection, type TopicTemplate } from '@rmqtt-ts/plugin-api/bridge';
+import { parseBridgeList, topicTemplate, type BridgeConnection, type TableReader, type TopicTemplate } from '@rmqtt-ts/plugin-api/bridge';
 
 export interface EgressEntry {
   /** Local messages matching this filter are forwarded. */
@@ -43,23 +43,11 @@ function parseEntry(r: TableReader): EgressEntry {
 
 /** Read and check `bridges` (paths of TLS files are relative to `cwd`); throws naming the key. */
 export function parseBridges(value: unknown, cwd: string = process.cwd()): EgressBridge[] {
-  if (!Array.isArray(value)) throw new Error('expected an array of tables ([[bridges]])');
-  const names = new Set<string>();
-  return value.map((item, i) => {
-    const r = new TableReader(item, `[${i}]`);
-    const conn = parseConnection(r, cwd);
-    const bridge: EgressBridge = {
-      ...conn,
-      messageChannelCapacity: r.int('message_channel_capacity', 1, 100_000_000, 100_000),
-      entries: r.tables('entries').map(parseEntry),
-    };
-    r.done();
-    if (conn.enable) {
-      if (names.has(conn.name)) r.fail('name', 'a name no other enabled bridge has', conn.name);
-      names.add(conn.name);
-    }
-    return bridge;
-  });
+  return parseBridgeList(value, cwd, (r, conn) => ({
+    ...conn,
+    messageChannelCapacity: r.int('message_channel_capacity', 1, 100_000_000, 100_000),
+    entries: r.tables('entries').map(parseEntry),
+  }));
 }
 
 export const configSchema: ConfigSchema = {

@@ -1,6 +1,6 @@
 /** Config of the ingress bridge: RMQTT's rmqtt-bridge-ingress-mqtt.toml keys. */
 import { isValidTopicFilter, type ConfigSchema, type QoS } from '@rmqtt-ts/plugin-api';
-import { TableReader, parseConnection, topicTemplate, type BridgeConnection, type TopicTemplate } from '@rmqtt-ts/plugin-api/bridge';
+import { parseBridgeList, topicTemplate, type BridgeConnection, type TableReader, type TopicTemplate } from '@rmqtt-ts/plugin-api/bridge';
 
 export interface IngressEntry {
   /** What the clients subscribe to on the remote broker (a `$share/{group}/…` filter spreads the load). */
@@ -54,19 +54,7 @@ function parseEntry(r: TableReader): IngressEntry {
 
 /** Read and check `bridges` (paths of TLS files are relative to `cwd`); throws naming the key. */
 export function parseBridges(value: unknown, cwd: string = process.cwd()): IngressBridge[] {
-  if (!Array.isArray(value)) throw new Error('expected an array of tables ([[bridges]])');
-  const names = new Set<string>();
-  return value.map((item, i) => {
-    const r = new TableReader(item, `[${i}]`);
-    const conn = parseConnection(r, cwd);
-    const bridge: IngressBridge = { ...conn, expiryInterval: r.duration('expiry_interval', 300_000), entries: r.tables('entries').map(parseEntry) };
-    r.done();
-    if (conn.enable) {
-      if (names.has(conn.name)) r.fail('name', 'a name no other enabled bridge has', conn.name);
-      names.add(conn.name);
-    }
-    return bridge;
-  });
+  return parseBridgeList(value, cwd, (r, conn) => ({ ...conn, expiryInterval: r.duration('expiry_interval', 300_000), entries: r.tables('entries').map(parseEntry) }));
 }
 
 export const configSchema: ConfigSchema = {

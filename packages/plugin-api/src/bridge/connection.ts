@@ -7,7 +7,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { QoS } from '../message.js';
-import type { TableReader } from './reader.js';
+import { TableReader } from './reader.js';
 
 export interface LastWill {
   topic: string;
@@ -274,4 +274,23 @@ export function mqttClientOptions(c: BridgeConnection, clientId: string): MqttCl
 export function serverText(s: ServerAddress): string {
   const host = isIP(s.host) === 6 ? `[${s.host}]` : s.host;
   return `${s.tls ? 'tls' : 'tcp'}://${host}:${s.port}`;
+}
+
+/**
+ * Read `[[bridges]]`: each table's connection keys, then its own (`more`, which reads the direction's keys
+ * and entries); unknown keys and two enabled bridges with one name are refused. Throws naming the path.
+ */
+export function parseBridgeList<B extends BridgeConnection>(value: unknown, cwd: string, more: (r: TableReader, conn: BridgeConnection) => B): B[] {
+  if (!Array.isArray(value)) throw new Error('expected an array of tables ([[bridges]])');
+  const names = new Set<string>();
+  return value.map((item, i) => {
+    const r = new TableReader(item, `[${i}]`);
+    const bridge = more(r, parseConnection(r, cwd));
+    r.done();
+    if (bridge.enable) {
+      if (names.has(bridge.name)) r.fail('name', 'a name no other enabled bridge has', bridge.name);
+      names.add(bridge.name);
+    }
+    return bridge;
+  });
 }

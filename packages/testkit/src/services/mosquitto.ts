@@ -3,11 +3,12 @@
  * (certificates from makePki), user names and passwords, and persistence so a restart keeps sessions and
  * queued messages. Stopped by process id.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort } from './net.js';
+import { freePort } from './net.js';
+import { ServerProcess } from './process.js';
 import type { Pki } from './pki.js';
 
 const MOSQUITTO = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto';
@@ -39,40 +40,30 @@ export interface MosquittoServer {
 }
 
 class MosquittoProcess implements MosquittoServer {
-  #child: ChildProcess | undefined;
+  readonly #process: ServerProcess;
   constructor(
     readonly port: number,
     readonly tlsPort: number | undefined,
     readonly dir: string,
-    readonly conf: string,
-  ) {}
+    conf: string,
+  ) {
+    this.#process = new ServerProcess('mosquitto', MOSQUITTO, () => ['-c', conf], tlsPort === undefined ? [port] : [port, tlsPort]);
+  }
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#process.pid;
   }
 
-  async start(): Promise<void> {
-    if (this.#child !== undefined) return;
-    const child = spawn(MOSQUITTO, ['-c', this.conf], { stdio: 'ignore' });
-    this.#child = child;
-    child.once('exit', () => {
-      if (this.#child === child) this.#child = undefined;
-    });
-    await waitForPort(this.port, 10_000, 'mosquitto');
-    if (this.tlsPort !== undefined) await waitForPort(this.tlsPort, 10_000, 'mosquitto (TLS)');
+  start(): Promise<void> {
+    return this.#process.start();
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.#child;
-    if (child === undefined) return;
-    this.#child = undefined;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill(signal);
-    await exited;
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return this.#process.stop(signal);
   }
 
   async destroy(): Promise<void> {

@@ -3,11 +3,12 @@
  * (three masters, three replicas), each on a free loopback port, with append-only persistence so a
  * stopped and restarted server keeps its data. Stopped by process id.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort } from './net.js';
+import { freePort } from './net.js';
+import { ServerProcess } from './process.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 const REDIS_CLI = '/usr/bin/redis-cli';
@@ -26,39 +27,30 @@ export interface RedisServer {
 }
 
 class RedisProcess implements RedisServer {
-  #child: ChildProcess | undefined;
+  readonly #process: ServerProcess;
   constructor(
     readonly port: number,
     readonly dir: string,
     readonly extra: readonly string[],
-  ) {}
+  ) {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no', ...extra];
+    this.#process = new ServerProcess('redis', REDIS_SERVER, () => args, [port]);
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}/`;
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#process.pid;
   }
 
-  async start(): Promise<void> {
-    if (this.#child !== undefined) return;
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no', ...this.extra];
-    const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
-    this.#child = child;
-    child.once('exit', () => {
-      if (this.#child === child) this.#child = undefined;
-    });
-    await waitForPort(this.port, 10_000, 'redis');
+  start(): Promise<void> {
+    return this.#process.start();
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.#child;
-    if (child === undefined) return;
-    this.#child = undefined;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill(signal);
-    await exited;
+  stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.#process.stop(signal);
   }
 
   async destroy(): Promise<void> {
