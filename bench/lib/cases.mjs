@@ -139,22 +139,22 @@ export function buildCases({ quick, longSeconds, runs }) {
     // rate and the measured broker's CPU and memory.
     {
       name: 'G0',
-      title: 'egress bridge to a remote mosquitto, QoS 0: 10 publishers (open loop) -> bridge -> 10 subscribers on the remote, 10 topics, 8 B',
+      title: 'egress bridge to a remote mosquitto, QoS 0: 10 publishers at 10,000 msg/s each -> bridge -> 10 subscribers on the remote, 10 topics, 8 B',
       kind: 'egress',
       metric: 'throughput',
       egressQos: 0,
       na: { aedes: 'aedes has no MQTT bridge' },
-      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '0', '--open-loop']),
+      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '0', '--rate', '10000']),
       subArgs: ['pubsub', '-p', '{sink}', '--pubs', '0', '--subs', '10', '--topics', '10', '-s', '8', '--sub-qos', '0', '-d', d, '--drain', '1', '--quiet'],
     },
     {
       name: 'G1',
-      title: 'as G0 with QoS 1 end to end (publishers 100 in flight, the bridge publishes at QoS 1, subscribers at QoS 1)',
+      title: 'as G0 with QoS 1 end to end (publishers at 10,000 msg/s each with 100 in flight, the bridge publishes at QoS 1, subscribers at QoS 1)',
       kind: 'egress',
       metric: 'throughput',
       egressQos: 1,
       na: { aedes: 'aedes has no MQTT bridge' },
-      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '1', '--inflight', '100']),
+      args: pubsub(['--pubs', '10', '--subs', '0', '--topics', '10', '-s', '8'], ['-q', '1', '--inflight', '100', '--rate', '10000']),
       subArgs: ['pubsub', '-p', '{sink}', '--pubs', '0', '--subs', '10', '--topics', '10', '-s', '8', '--sub-qos', '1', '-d', d, '--drain', '1', '--quiet'],
     },
     {

@@ -127,13 +127,17 @@ export default definePlugin<EgressConfig>({
         const route = routes[i]!;
         const e = route.entry;
         if (!topicMatches(e.filter, message.topic)) continue;
-        const remoteTopic = e.topic.hasPlaceholder ? e.topic.fill(skipLevels(message.topic, e.skipLevels)) : e.topic.text;
-        if (remoteTopic === '') {
-          dropped(route, undefined, `remote topic is empty for "${message.topic}"`);
-          continue;
-        }
         if (hash < 0) hash = route.sinks.length > 1 ? topicHash(message.topic) : 0;
         const sink = route.sinks[hash % route.sinks.length]!;
+        if (sink.full) {
+          dropped(route, sink, 'channel full');
+          continue;
+        }
+        const remoteTopic = e.topic.hasPlaceholder ? e.topic.fill(skipLevels(message.topic, e.skipLevels)) : e.topic.text;
+        if (remoteTopic === '') {
+          dropped(route, sink, `remote topic is empty for "${message.topic}"`);
+          continue;
+        }
         const o: Outgoing = {
           topic: remoteTopic,
           payload: message.payload,

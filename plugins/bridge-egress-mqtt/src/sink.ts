@@ -16,6 +16,12 @@ export interface Outgoing {
 
 /** With no Receive Maximum from the server (MQTT 3.1.1): QoS 1/2 messages in flight at once. */
 const DEFAULT_WINDOW = 1024;
+/**
+ * QoS 0 messages handed to mqtt.js and not yet written. mqtt.js calls back at once while the socket
+ * takes more and on 'drain' once it is full (one listener per message): past this many, messages wait
+ * here, where they cost nothing, instead of as 'drain' listeners.
+ */
+const QOS0_WINDOW = 64;
 
 export interface SinkStats {
   sent: number;
@@ -31,6 +37,8 @@ export class Sink {
   #handed = 0;
   /** Of those, QoS 1/2 (bounded by the server's Receive Maximum). */
   #inflight = 0;
+  /** Of those, QoS 0 (bounded by QOS0_WINDOW). */
+  #unwritten = 0;
   #window = DEFAULT_WINDOW;
   #pumping = false;
   #closed = false;
@@ -63,9 +71,14 @@ export class Sink {
     return this.#handed;
   }
 
+  /** No room: a message pushed now would be refused. */
+  get full(): boolean {
+    return this.#closed || this.size >= this.capacity;
+  }
+
   /** Accept a message; false when the channel is full (the caller drops and counts it). */
   push(o: Outgoing): boolean {
-    if (this.#closed || this.size >= this.capacity) return false;
+    if (this.full) return false;
     this.#queue.push(o);
     if (this.#queue.length - this.#head === 1) this.pump();
     return true;
@@ -79,13 +92,15 @@ export class Sink {
       while (this.#head < this.#queue.length && client.connected && !this.#closed) {
         const o = this.#queue[this.#head]!;
         const acked = o.options.qos > 0;
-        if (acked && this.#inflight >= this.#window) break;
+        if (acked ? this.#inflight >= this.#window : this.#unwritten >= QOS0_WINDOW) break;
         this.#queue[this.#head++] = undefined;
         this.#handed++;
         if (acked) this.#inflight++;
+        else this.#unwritten++;
         client.publish(o.topic, o.payload, o.options, (err) => {
           this.#handed--;
           if (acked) this.#inflight--;
+          else this.#unwritten--;
           if (err === undefined || err === null) this.stats.sent++;
           else {
             this.stats.failed++;

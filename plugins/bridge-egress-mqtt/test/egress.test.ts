@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  RawClient,
   capturingLogger,
   connectClient,
   endClient,
@@ -429,6 +430,48 @@ describe('a remote restart mid-stream (QoS 1, at least once within message_chann
     await expect.poll(() => reader.count(), { timeout: 15_000 }).toBe(20);
     await new Promise((r) => setTimeout(r, 300));
     expect([...reader.payloads()].map(Number).sort((x, y) => x - y)).toEqual([...Array(20).keys()]);
+  });
+});
+
+describe('a remote that stops reading', () => {
+  it('QoS 0: at most 64 messages wait in mqtt.js for the socket; the rest wait in the channel (no listener per message)', async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer((socket) => {
+      const peer = RawClient.accept(socket, 4);
+      void peer.expect(1).then(() => {
+        peer.send({ type: 2, sessionPresent: false, reasonCode: 0, properties: {} });
+        // from now on nothing is read: the bridge's socket fills up
+        setTimeout(() => socket.pause(), 50);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const tag = uniqueId('stuck');
+      const b = await broker(bridgeToml('stuck', 'v4', entry(`${tag}/#`, `\${local.topic}`), { server: `"tcp://127.0.0.1:${port}"` }));
+      await allConnected(b);
+      await new Promise((r) => setTimeout(r, 100));
+      const local = await client(b.url());
+      const payload = Buffer.alloc(2048, 7);
+      for (let i = 0; i < 10_000; i++) local.publish(`${tag}/x`, payload, { qos: 0 });
+      await local.publishAsync(`${tag}/end`, payload, { qos: 1 });
+      await expect.poll(() => attrs(b).bridges[0]!.waiting, { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(attrs(b).bridges[0]!.in_flight).toBeLessThanOrEqual(64);
+      expect(attrs(b).forwarded).toBe(10_001);
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+      // the broker itself is unaffected
+      const rec = recorder(local);
+      await local.subscribeAsync(`${tag}/#`, { qos: 1 });
+      await local.publishAsync(`${tag}/still`, 'fine', { qos: 1 });
+      expect((await rec.next()).payload.toString()).toBe('fine');
+    } finally {
+      process.off('warning', onWarning);
+      server.close();
+    }
   });
 });
 

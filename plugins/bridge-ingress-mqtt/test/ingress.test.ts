@@ -91,7 +91,7 @@ async function localReader(b: TestBroker, filter: string, options: Parameters<ty
 interface Attrs {
   received: number;
   routed: number;
-  bridges: Array<{ name: string; entry_idx: number; client_id: string; remote_topic: string; connected: boolean; subscribed: boolean; received: number; failures: number; last_error: string | null }>;
+  bridges: Array<{ name: string; entry_idx: number; client_id: string; remote_topic: string; connected: boolean; subscribed: boolean; received: number; connects: number; failures: number; last_error: string | null }>;
 }
 
 function attrs(b: TestBroker): Attrs {
@@ -302,9 +302,48 @@ describe('from mosquitto', () => {
   });
 });
 
+describe('a remote restart mid-stream', () => {
+  let durable: MosquittoServer;
+  beforeAll(async () => {
+    durable = await startMosquitto({ persistence: true });
+  });
+  afterAll(async () => {
+    await durable?.destroy();
+  });
+
+  it('with a persistent remote session, every QoS 1 message published across the restart arrives', async () => {
+    const tag = uniqueId('restart');
+    const b = await broker(
+      bridgeToml('durable', 'v4', entry(`r/${tag}/#`, `\${remote.topic}`, 'remote.qos = 1'), {
+        server: `"tcp://127.0.0.1:${durable.port}"`,
+        username: '"x"',
+        password: '"x"',
+        reconnect_interval: '"100ms"',
+        'v4.clean_session': 'false',
+      }),
+    );
+    await allSubscribed(b);
+    const rec = await localReader(b, `r/${tag}/#`);
+    const w = mqtt.connect(durable.url, { clientId: uniqueId('writer'), clean: false, reconnectPeriod: 100 });
+    clients.push(w);
+    await new Promise<void>((resolve) => w.once('connect', () => resolve()));
+    const N = 200;
+    const sent: Array<Promise<unknown>> = [];
+    for (let i = 0; i < N; i++) {
+      sent.push(w.publishAsync(`r/${tag}/m`, String(i), { qos: 1 }));
+      if (i === 60) await durable.stop();
+      if (i === 140) await durable.start();
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.all(sent);
+    await expect.poll(() => new Set(rec.messages.map((m) => m.payload.toString())).size, { timeout: 15_000 }).toBe(N);
+    expect(attrs(b).bridges[0]!.connects).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe('acknowledgements, at the wire (the test plays the remote broker)', () => {
   /** A remote broker played by the test: accepts the bridge's connection, CONNACKs and SUBACKs it. */
-  async function fakeRemote(version: 4 | 5): Promise<{ port: number; peer: () => Promise<RawClient> }> {
+  async function fakeRemote(version: 4 | 5): Promise<{ port: number; peer: () => Promise<RawClient>; accepted: () => Promise<RawClient> }> {
     const server = createServer();
     servers.push(server);
     const peers: RawClient[] = [];
@@ -316,11 +355,15 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const port = (server.address() as { port: number }).port;
+    const accepted = async (): Promise<RawClient> => {
+      while (peers.length === 0) await new Promise<void>((r) => (wake = r));
+      return peers.shift()!;
+    };
     return {
       port,
+      accepted,
       async peer() {
-        while (peers.length === 0) await new Promise<void>((r) => (wake = r));
-        const p = peers.shift()!;
+        const p = await accepted();
         const connect = await p.expect(1);
         expect(connect.clientId).toBe('edge:raw:ingress:1:0:0');
         expect(connect.protocolVersion).toBe(version);
@@ -417,5 +460,41 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
     await rec.next();
     await new Promise((r) => setTimeout(r, 200));
     expect(rec.messages).toHaveLength(1);
+  });
+  it('the CONNECT carries the config: MQTT 5 options, credentials, keep alive, clean start, last will with its properties', async () => {
+    const remote = await fakeRemote(5);
+    process.env['INGRESS_TEST_PASS'] = 'p@ss';
+    const will = '{ qos = 1, retain = true, topic = "edge/state", message = "gone", will_delay_interval = "10s", message_expiry_interval = "1h", content_type = "text/plain" }';
+    await broker(
+      bridgeToml('raw', 'v5', entry('#', '${remote.topic}'), {
+        server: `"tcp://127.0.0.1:${remote.port}"`,
+        username: '"edge-1"',
+        password: '"${ENV:INGRESS_TEST_PASS}"',
+        keepalive: '"45s"',
+        'v5.clean_start': 'false',
+        'v5.session_expiry_interval': '"1h"',
+        'v5.receive_maximum': '32',
+        'v5.maximum_packet_size': '"64K"',
+        'v5.topic_alias_maximum': '5',
+        'v5.last_will': will,
+      }),
+    );
+    const peer = await remote.accepted();
+    const c = await peer.expect(1);
+    expect(c).toMatchObject({ protocolVersion: 5, clientId: 'edge:raw:ingress:1:0:0', cleanStart: false, keepalive: 45, username: 'edge-1' });
+    expect(c.password?.toString()).toBe('p@ss');
+    expect(c.properties).toMatchObject({ sessionExpiryInterval: 3600, receiveMaximum: 32, maximumPacketSize: 65536, topicAliasMaximum: 5 });
+    expect(c.will).toMatchObject({ topic: 'edge/state', qos: 1, retain: true });
+    expect(c.will?.payload.toString()).toBe('gone');
+    expect(c.will?.properties).toMatchObject({ willDelayInterval: 10, messageExpiryInterval: 3600, contentType: 'text/plain' });
+  });
+
+  it('connect_timeout: a remote that never answers CONNECT is given up on and tried again', async () => {
+    const remote = await fakeRemote(4);
+    const b = await broker(bridgeToml('raw', 'v4', entry('#', '${remote.topic}'), { server: `"tcp://127.0.0.1:${remote.port}"`, connect_timeout: '"300ms"' }));
+    // accepted, CONNECT read, never answered: a second connection comes after the timeout
+    await (await remote.accepted()).expect(1);
+    await (await remote.accepted()).expect(1, 5000);
+    await expect.poll(() => attrs(b).bridges[0]!.last_error ?? '').toMatch(/timeout/i);
   });
 });

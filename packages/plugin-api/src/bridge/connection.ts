@@ -198,6 +198,8 @@ export interface MqttClientOptions {
   reconnectOnConnackError: boolean;
   resubscribe: boolean;
   queueQoSZero: boolean;
+  /** mqtt.js's debug logging: off (with it on, every packet costs a call into the debug package). */
+  log: (...args: unknown[]) => void;
   properties?: { sessionExpiryInterval?: number; receiveMaximum?: number; maximumPacketSize?: number; topicAliasMaximum?: number };
   will?: {
     topic: string;
@@ -212,6 +214,8 @@ export interface MqttClientOptions {
   rejectUnauthorized?: boolean;
   servername?: string;
 }
+
+function noLog(): void {}
 
 /** mqtt.js options for one of the bridge's clients; reads the TLS files (an unreadable one throws naming it). */
 export function mqttClientOptions(c: BridgeConnection, clientId: string): MqttClientOptions {
@@ -230,6 +234,7 @@ export function mqttClientOptions(c: BridgeConnection, clientId: string): MqttCl
     // subscriptions and queued messages are the bridge's business, not mqtt.js's
     resubscribe: false,
     queueQoSZero: false,
+    log: noLog,
   };
   if (c.username !== undefined) o.username = c.username;
   if (c.password !== undefined) o.password = c.password;
