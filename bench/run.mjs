@@ -7,7 +7,7 @@ import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSyn
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BROKERS, RMQTT_PLUGIN_ENV, brokerCommand, egressToml, mosquittoBridgeConf, mosquittoConf, startBroker } from './lib/brokers.mjs';
+import { BROKERS, PIN, RMQTT_PLUGIN_ENV, brokerCommand, egressToml, mosquittoBridgeConf, mosquittoConf, pinned, startBroker } from './lib/brokers.mjs';
 import { CASE_NAMES, buildCases, fill, selectCases, showArgs } from './lib/cases.mjs';
 import {
   TICKS_PER_S,
@@ -47,6 +47,7 @@ const USAGE = `Usage: pnpm bench [options]
   --long-seconds S      B-long's measured duration (default 600)
   --no-build            measure the existing dist/ (no pnpm build)
   --idle-timeout S      longest wait for a quiet host before each run (default 30)
+  --pin                 broker on CPU 0, mqbench and helpers on CPU 1 (taskset)
   -h, --help            this help
 `;
 
@@ -55,7 +56,7 @@ function log(msg) {
 }
 
 function parseOptions(argv) {
-  const o = { argv, quick: false, runs: undefined, only: undefined, brokers: [...BROKERS], noLong: false, noBuild: false, longSeconds: 600, idleTimeout: 30 };
+  const o = { argv, quick: false, runs: undefined, only: undefined, brokers: [...BROKERS], noLong: false, noBuild: false, longSeconds: 600, idleTimeout: 30, pin: false };
   const list = (v, flag) => {
     if (!v || v.startsWith('-')) throw new Error(`${flag} needs a comma-separated list`);
     return v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -92,6 +93,9 @@ function parseOptions(argv) {
         break;
       case '--no-build':
         o.noBuild = true;
+        break;
+      case '--pin':
+        o.pin = true;
         break;
       case '--long-seconds':
         o.longSeconds = num(value(), flag, 10);
@@ -177,7 +181,8 @@ async function runMqbench(mqbench, args, { rawDir, name, brokerPid, sampleRss = 
   const b0 = procTicks(brokerPid);
   const c0 = reapedChildTicks();
   const t0 = process.hrtime.bigint();
-  const child = spawnTracked(mqbench, args, { stdio: ['ignore', outFd, errFd] });
+  const [cmd, argv] = pinned(PIN.generator, mqbench, args);
+  const child = spawnTracked(cmd, argv, { stdio: ['ignore', outFd, errFd] });
   closeSync(outFd);
   closeSync(errFd);
   const samples = [];
@@ -232,6 +237,10 @@ async function runMqbench(mqbench, args, { rawDir, name, brokerPid, sampleRss = 
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.pin) {
+    PIN.broker = 0;
+    PIN.generator = 1;
+  }
   if (selectCases(buildCases(opts), opts).length === 0) throw new Error('no case selected');
   const notes = [];
 
@@ -254,6 +263,7 @@ async function main() {
     if (!existsSync(join(root, 'apps/rmqtt/dist/cli.js'))) throw new Error('apps/rmqtt/dist/cli.js is missing: run pnpm build');
   }
   const selected = selectCases(buildCases(opts), { ...opts, brokers });
+  if (opts.pin) notes.push('--pin: every measured broker ran on CPU 0 (taskset -c 0); mqbench, the auth server and the egress remote on CPU 1');
 
   const outDir = resultsDir();
   const rawDir = join(outDir, 'raw');
@@ -310,7 +320,8 @@ async function main() {
   let authServer;
   async function authHttpArgs() {
     if (authArgs !== undefined) return authArgs;
-    const server = spawnTracked(process.execPath, [join(benchDir, 'auth-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [cmd, argv] = pinned(PIN.generator, process.execPath, [join(benchDir, 'auth-server.mjs')]);
+    const server = spawnTracked(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise((resolve, reject) => {
       let out = '';
       server.stdout.on('data', (d) => {
@@ -334,7 +345,7 @@ async function main() {
   /** The egress cases' remote: one mosquitto for the whole run (stopped at the end). */
   let remote;
   async function remoteBroker() {
-    if (remote === undefined || !remote.alive()) remote = await startBroker('mosquitto', { root, benchDir, rawDir, tag: 'remote' });
+    if (remote === undefined || !remote.alive()) remote = await startBroker('mosquitto', { root, benchDir, rawDir, tag: 'remote', cpu: PIN.generator });
     return remote;
   }
 

@@ -63,7 +63,18 @@ export const RMQTT_PLUGIN_ENV = { RMQTT_PLUGIN_HTTP_API__HTTP_LADDR: '127.0.0.1:
  * The command of a broker: { cwd, argv (exec'd by sh), shell (the full sh -c line) }.
  * `port` is a placeholder for display when not known; `extraArgs` are appended (rmqtt-ts only).
  */
-export function brokerCommand(name, { root, benchDir, port = '<port>', confPath = '<conf>', extraArgs = [], env: extraEnv = {} }) {
+/**
+ * CPU pinning (`--pin`): the measured broker on one core, mqbench (and the helpers: the auth server, the
+ * egress cases' remote) on the other, so neither is scheduled onto the other's core. Off by default.
+ */
+export const PIN = { broker: undefined, generator: undefined };
+
+/** `[cmd, args]` run on `cpu` with taskset, or unchanged when `cpu` is undefined. */
+export function pinned(cpu, cmd, args) {
+  return cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]];
+}
+
+export function brokerCommand(name, { root, benchDir, port = '<port>', confPath = '<conf>', extraArgs = [], env: extraEnv = {}, cpu = PIN.broker }) {
   let argv;
   let cwd;
   if (name === 'rmqtt-ts') {
@@ -80,7 +91,9 @@ export function brokerCommand(name, { root, benchDir, port = '<port>', confPath 
     throw new Error(`unknown broker ${name}`);
   }
   const env = name === 'rmqtt-ts' ? Object.entries({ ...RMQTT_PLUGIN_ENV, ...extraEnv }).map(([k, v]) => `${k}=${shq(v)} `).join('') : '';
-  const inner = `ulimit -n 20000; ${env}exec ${argv.map(shq).join(' ')}`;
+  // taskset execs the broker: the pid stays the broker's
+  const pin = cpu === undefined ? '' : `taskset -c ${cpu} `;
+  const inner = `ulimit -n 20000; ${env}exec ${pin}${argv.map(shq).join(' ')}`;
   return { cwd, argv, inner, shell: `sh -c ${shq(inner)}` };
 }
 
@@ -124,7 +137,7 @@ function commOf(pid) {
  * Starts a broker and waits until its port accepts connections.
  * Returns { name, pid, port, child, logFile, command, alive(), stop(), logTail() } or throws with the log tail.
  */
-export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], env = {}, mosquittoExtra = '', readyTimeoutMs = 30000 }) {
+export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs = [], env = {}, mosquittoExtra = '', cpu = PIN.broker, readyTimeoutMs = 30000 }) {
   const logFile = join(rawDir, `${tag}.broker.log`);
   let port;
   let confPath;
@@ -133,7 +146,7 @@ export async function startBroker(name, { root, benchDir, rawDir, tag, extraArgs
     confPath = join(rawDir, `${tag}.mosquitto.conf`);
     writeFileSync(confPath, mosquittoConf(port) + mosquittoExtra);
   }
-  const cmd = brokerCommand(name, { root, benchDir, port, confPath, extraArgs, env });
+  const cmd = brokerCommand(name, { root, benchDir, port, confPath, extraArgs, env, cpu });
   const fd = openSync(logFile, 'w');
   const child = spawnTracked('sh', ['-c', cmd.inner], { cwd: cmd.cwd, stdio: ['ignore', fd, fd] });
   closeSync(fd);

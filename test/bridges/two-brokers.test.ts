@@ -56,6 +56,29 @@ describe('bridge origin at the wire', () => {
     await lateIn.subscribe({ filter: 'o/bridged', qos: 1 });
     await expect(lateIn.next(300)).rejects.toThrow(/no packet/);
   });
+
+  it('an ordinary client id that merely contains ":ingress:" gets bridged messages; a shared group passes them to a member that is no ingress bridge', async () => {
+    const b = await startBroker({});
+    brokers.push(b);
+    const { client: lookalike } = await RawClient.connect(b.port(), { clientId: 'plant:ingress:valve-7' });
+    const { client: bridgeIn } = await RawClient.connect(b.port(), { clientId: 'cloud:link:ingress:2:0:0' });
+    const { client: worker } = await RawClient.connect(b.port(), { clientId: uniqueId('worker') });
+    const { client: bridgeOut } = await RawClient.connect(b.port(), { clientId: 'cloud:link:egress:2:0:0' });
+    raws.push(lookalike, bridgeIn, worker, bridgeOut);
+    await lookalike.subscribe({ filter: 'p/#', qos: 0 });
+    // the group: an ingress bridge client first (round robin would pick it) and an ordinary worker
+    await bridgeIn.subscribe({ filter: '$share/g/p/#', qos: 0 });
+    await worker.subscribe({ filter: '$share/g/p/#', qos: 0 });
+    for (let i = 0; i < 4; i++) await bridgeOut.publish('p/x', String(i), { qos: 0 });
+    const four = async (c: RawClient): Promise<string[]> => {
+      const got: string[] = [];
+      for (let i = 0; i < 4; i++) got.push((await c.expect(3)).payload.toString());
+      return got;
+    };
+    expect(await four(lookalike)).toEqual(['0', '1', '2', '3']);
+    expect(await four(worker)).toEqual(['0', '1', '2', '3']);
+    await expect(bridgeIn.next(300)).rejects.toThrow(/no packet/);
+  });
 });
 
 interface Pair {

@@ -98,4 +98,4 @@ export { ErrorCodes, RmqttError, isRmqttError, type ErrorCode } from './errors.j
 export { TOKENS, container, inject, injectable, singleton, type DependencyContainer } from './tokens.js';
 export { rmqttTime, subscriptionOptionsJson } from './rmqtt-json.js';
 export { DURATION_EXPECTED, DURATION_UNITS, SIZE_EXPECTED, SIZE_UNITS, parseDuration, parseSize, readDecimal, readWithUnit } from './units.js';
-export { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER, bridgeClientId } from './bridge-origin.js';
+export { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER, bridgeClientId, bridgeOrigin } from './bridge-origin.js';

@@ -1,5 +1,5 @@
 export { capturingLogger, startBroker, testLogger, type TestBroker, type TestBrokerOptions } from './broker.js';
-export { RawClient, RawClientPool, type RawConnectOptions, type PacketOf } from './raw-client.js';
+export { RawClient, RawClientPool, RawServer, type RawConnectOptions, type PacketOf } from './raw-client.js';
 export { connectTracked, connectAccepted, poolForTest, uniqueId, ping, subscribeGranted, publishDone, publishPacket, denyPublishTo, type PublishOptions } from './helpers.js';
 export { connectClient, recorder, endClient, subscribe, type Received } from './mqtt-clients.js';
 export { describeRetainStore, retainedMessage, type RetainStoreFactory } from './conformance/retain-store.js';

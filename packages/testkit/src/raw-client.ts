@@ -2,7 +2,7 @@
  * An awaitable raw-packet client: write packets (or any bytes) and await what the broker sends back,
  * decoded, or the connection's end. For tests where the bytes matter.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Decoder, encode, type ConnectPacket, type Packet, type Properties, type ProtocolVersion, type QoS, type SubscriptionRequest } from '@rmqtt-ts/kernel';
 
 export interface RawConnectOptions extends Partial<Omit<ConnectPacket, 'type'>> {}
@@ -256,4 +256,64 @@ export class RawClientPool {
 function bufferReplacer(_k: string, v: unknown): unknown {
   if (v !== null && typeof v === 'object' && (v as { type?: string }).type === 'Buffer') return `<Buffer ${Buffer.from((v as { data: number[] }).data).toString('hex')}>`;
   return v;
+}
+
+/**
+ * A TCP server on a free loopback port whose connections the test plays the broker side of: each
+ * accepted connection is handed out, in order, as a RawClient (see RawClient.accept).
+ */
+export class RawServer {
+  readonly #server: Server;
+  readonly #accepted: RawClient[] = [];
+  readonly #sockets = new Set<Socket>();
+  #wake: (() => void) | undefined;
+
+  private constructor(server: Server, version: ProtocolVersion) {
+    this.#server = server;
+    server.on('connection', (socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+      this.#accepted.push(RawClient.accept(socket, version));
+      const w = this.#wake;
+      this.#wake = undefined;
+      w?.();
+    });
+  }
+
+  static async start(version: ProtocolVersion = 4): Promise<RawServer> {
+    const server = createServer();
+    const s = new RawServer(server, version);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return s;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The next connection accepted (waits for it, up to `timeoutMs`). */
+  async next(timeoutMs = 5000): Promise<RawClient> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#accepted.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no connection within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    return this.#accepted.shift()!;
+  }
+
+  /** Stop listening and close every connection it accepted. */
+  close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
 }

@@ -6,8 +6,9 @@
  * Bridged messages are not forwarded (bridge origin), so bridges between brokers cannot loop.
  */
 import { definePlugin, remainingExpirySeconds, topicMatches, type Message, type MessageProperties } from '@rmqtt-ts/plugin-api';
-import { bridgeClientId, mqttClientOptions, serverText, skipLevels, type MqttConnect, type MqttPublishPacket } from '@rmqtt-ts/plugin-api/bridge';
+import { LogThrottle, bridgeClientId, mqttClientOptions, serverText, skipLevels, type MqttConnect, type MqttPublishOptions, type MqttPublishPacket } from '@rmqtt-ts/plugin-api/bridge';
 import mqtt from 'mqtt';
+import { ResendStore } from './resend-store.js';
 import { configSchema, parseBridges, type EgressBridge, type EgressConfig, type EgressEntry } from './config.js';
 import { Sink, type Outgoing } from './sink.js';
 
@@ -22,6 +23,10 @@ interface Route {
   entry: EgressEntry;
   sinks: Sink[];
 }
+
+const PLAIN_OPTIONS: ReadonlyArray<readonly [MqttPublishOptions, MqttPublishOptions]> = ([0, 1, 2] as const).map(
+  (qos) => [Object.freeze({ qos, retain: false }), Object.freeze({ qos, retain: true })] as const,
+);
 
 /** FNV-1a of the topic: one topic always goes through the same client, so its order is kept. */
 function topicHash(topic: string): number {
@@ -63,44 +68,44 @@ export default definePlugin<EgressConfig>({
     let routes: Route[] = [];
     let running = false;
     const stats = { forwarded: 0, dropped: 0, skipped_bridged: 0 };
-    let droppedSinceLog = 0;
-    let dropLoggedAt = 0;
-    let failureLoggedAt = 0;
+    const dropLog = new LogThrottle();
+    const failureLog = new LogThrottle();
+    /** Set while a reload swaps the clients: messages then are dropped (and counted). */
+    let reloading = false;
 
-    function dropped(route: Route, sink: Sink | undefined, why: string): void {
-      stats.dropped++;
-      metrics.inc('bridge_egress_mqtt.dropped');
-      droppedSinceLog++;
-      const now = Date.now();
-      if (now - dropLoggedAt >= 10_000) {
-        logger.warn({ bridge: route.bridge.name, entry: route.index, client_id: sink?.link.clientId, dropped: droppedSinceLog, capacity: route.bridge.messageChannelCapacity, reason: why }, 'bridge messages dropped');
-        dropLoggedAt = now;
-        droppedSinceLog = 0;
-      }
+    function dropped(why: string, detail: Record<string, unknown> = {}, n = 1): void {
+      stats.dropped += n;
+      metrics.inc('bridge_egress_mqtt.dropped', n);
+      const count = dropLog.hit();
+      if (count > 0) logger.warn({ ...detail, dropped: count, reason: why }, 'bridge messages dropped');
     }
 
     function failed(clientId: string, err: Error): void {
       metrics.inc('bridge_egress_mqtt.failed');
-      const now = Date.now();
-      if (now - failureLoggedAt >= 10_000) {
-        logger.warn({ client_id: clientId, error: err.message }, 'remote broker refused a bridged message');
-        failureLoggedAt = now;
-      }
+      const count = failureLog.hit();
+      if (count > 0) logger.warn({ client_id: clientId, error: err.message, failed: count }, 'a bridged message was not delivered to the remote');
     }
 
     function open(bridges: EgressBridge[]): Route[] {
       const out: Route[] = [];
-      for (const bridge of bridges) {
-        if (!bridge.enable) continue;
-        const bridgeLogger = logger.child({ bridge: bridge.name, server: serverText(bridge.server) });
-        bridge.entries.forEach((entry, index) => {
-          const sinks: Sink[] = [];
-          for (let n = 0; n < bridge.concurrentClientLimit; n++) {
-            const clientId = bridgeClientId(bridge.clientIdPrefix, bridge.name, 'egress', ctx.broker.nodeId, index, n);
-            sinks.push(new Sink(connect, mqttClientOptions(bridge, clientId), bridge.messageChannelCapacity, bridgeLogger, failed));
-          }
-          out.push({ bridge, index, entry, sinks });
-        });
+      try {
+        for (const bridge of bridges) {
+          if (!bridge.enable) continue;
+          const bridgeLogger = logger.child({ bridge: bridge.name, server: serverText(bridge.server) });
+          bridge.entries.forEach((entry, index) => {
+            const route: Route = { bridge, index, entry, sinks: [] };
+            out.push(route);
+            for (let n = 0; n < bridge.concurrentClientLimit; n++) {
+              const clientId = bridgeClientId(bridge.clientIdPrefix, bridge.name, 'egress', ctx.broker.nodeId, index, n);
+              const options = { ...mqttClientOptions(bridge, clientId), outgoingStore: new ResendStore() };
+              route.sinks.push(new Sink(connect, options, bridge.messageChannelCapacity, bridgeLogger, failed));
+            }
+          });
+        }
+      } catch (err) {
+        // e.g. a TLS file that went away since the config was checked: close what was opened
+        void close(out, 'start failed');
+        throw err;
       }
       return out;
     }
@@ -110,11 +115,15 @@ export default definePlugin<EgressConfig>({
       if (unsent > 0) {
         stats.dropped += unsent;
         metrics.inc('bridge_egress_mqtt.dropped', unsent);
-        logger.warn({ unsent }, `bridge clients closed (${why}) with messages not yet acknowledged by the remote`);
+        logger.warn({ unsent }, `bridge clients closed (${why}) with messages not sent or not acknowledged by the remote`);
       }
     }
 
     function forward(message: Message): void {
+      if (reloading) {
+        dropped('reloading');
+        return;
+      }
       if (message.from.type === 'bridge') {
         // bridge origin: it came over a bridge, it does not go out over one
         stats.skipped_bridged++;
@@ -127,29 +136,33 @@ export default definePlugin<EgressConfig>({
         const route = routes[i]!;
         const e = route.entry;
         if (!topicMatches(e.filter, message.topic)) continue;
-        if (hash < 0) hash = route.sinks.length > 1 ? topicHash(message.topic) : 0;
-        const sink = route.sinks[hash % route.sinks.length]!;
+        const sinks = route.sinks;
+        let k = 0;
+        if (sinks.length > 1) {
+          if (hash < 0) hash = topicHash(message.topic);
+          k = hash % sinks.length;
+        }
+        const sink = sinks[k]!;
         if (sink.full) {
-          dropped(route, sink, 'channel full');
+          dropped('channel full', { bridge: route.bridge.name, entry: route.index, client_id: sink.link.clientId, capacity: route.bridge.messageChannelCapacity });
           continue;
         }
         const remoteTopic = e.topic.hasPlaceholder ? e.topic.fill(skipLevels(message.topic, e.skipLevels)) : e.topic.text;
         if (remoteTopic === '') {
-          dropped(route, sink, `remote topic is empty for "${message.topic}"`);
+          dropped('empty remote topic', { bridge: route.bridge.name, entry: route.index, topic: message.topic });
           continue;
         }
+        const qos = e.qos ?? message.qos;
+        const retain = e.retain ?? message.retain;
         const o: Outgoing = {
           topic: remoteTopic,
           payload: message.payload,
-          options: { qos: e.qos ?? message.qos, retain: e.retain ?? message.retain },
+          // mqtt.js copies the options: MQTT 3.1.1's six possible ones are shared
+          options: route.bridge.mqttVer === 5 ? { qos, retain, properties: v5Properties(message.properties, message, now) } : PLAIN_OPTIONS[qos]![retain ? 1 : 0]!,
         };
-        if (route.bridge.mqttVer === 5) o.options.properties = v5Properties(message.properties, message, now);
-        if (sink.push(o)) {
-          stats.forwarded++;
-          metrics.inc('bridge_egress_mqtt.forwarded');
-        } else {
-          dropped(route, sink, 'channel full');
-        }
+        if (!sink.push(o)) continue;
+        stats.forwarded++;
+        metrics.inc('bridge_egress_mqtt.forwarded');
       }
     }
 
@@ -159,7 +172,7 @@ export default definePlugin<EgressConfig>({
         ctx.hooks.on(
           'message.publish',
           (message) => {
-            if (routes.length > 0) forward(message);
+            if (routes.length > 0 || reloading) forward(message);
             return message;
           },
           { priority: -1000 },
@@ -182,8 +195,13 @@ export default definePlugin<EgressConfig>({
         const bridges = parseBridges(next.bridges);
         const old = routes;
         routes = [];
-        await close(old, 'config reloaded');
-        if (running) routes = open(bridges);
+        reloading = running;
+        try {
+          await close(old, 'config reloaded');
+          if (running) routes = open(bridges);
+        } finally {
+          reloading = false;
+        }
       },
       attrs() {
         return {

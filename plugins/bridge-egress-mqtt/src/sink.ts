@@ -39,9 +39,22 @@ export class Sink {
   #inflight = 0;
   /** Of those, QoS 0 (bounded by QOS0_WINDOW). */
   #unwritten = 0;
+  /**
+   * Connections so far. A QoS 0 message waiting for 'drain' when its connection closes is never called
+   * back (mqtt.js forgets it with the socket): it is written off when the connection goes down, and a
+   * late callback from an earlier connection is ignored.
+   */
+  #generation = 0;
   #window = DEFAULT_WINDOW;
+  /**
+   * Up from our 'connect' on, not mqtt.js's `connected`: that is true while mqtt.js is still sending the
+   * messages it kept from the last connection, and a message handed then can be lost in its queue.
+   */
+  #up = false;
   #pumping = false;
   #closed = false;
+  /** Messages written off at close (not sent, or not acknowledged). */
+  #lostAtClose = 0;
 
   constructor(
     connect: MqttConnect,
@@ -51,9 +64,17 @@ export class Sink {
     private readonly onFailed: (clientId: string, error: Error) => void,
   ) {
     this.link = new BridgeLink(connect, options, logger, {
-      up: (receiveMaximum) => {
+      up: ({ receiveMaximum }) => {
         this.#window = receiveMaximum ?? DEFAULT_WINDOW;
+        this.#up = true;
         this.pump();
+      },
+      down: () => {
+        this.#up = false;
+        this.#generation++;
+        this.#handed -= this.#unwritten;
+        this.stats.failed += this.#unwritten;
+        this.#unwritten = 0;
       },
     });
   }
@@ -89,7 +110,7 @@ export class Sink {
     this.#pumping = true;
     try {
       const client = this.link.client;
-      while (this.#head < this.#queue.length && client.connected && !this.#closed) {
+      while (this.#head < this.#queue.length && this.#up && !this.#closed) {
         const o = this.#queue[this.#head]!;
         const acked = o.options.qos > 0;
         if (acked ? this.#inflight >= this.#window : this.#unwritten >= QOS0_WINDOW) break;
@@ -97,14 +118,22 @@ export class Sink {
         this.#handed++;
         if (acked) this.#inflight++;
         else this.#unwritten++;
+        const generation = this.#generation;
         client.publish(o.topic, o.payload, o.options, (err) => {
-          this.#handed--;
-          if (acked) this.#inflight--;
-          else this.#unwritten--;
+          if (acked) {
+            // QoS 1/2 stay with mqtt.js across reconnects: called back once, acknowledged or not
+            this.#handed--;
+            this.#inflight--;
+          } else {
+            if (generation !== this.#generation) return;
+            this.#handed--;
+            this.#unwritten--;
+          }
           if (err === undefined || err === null) this.stats.sent++;
+          else if (this.#closed) this.#lostAtClose++;
           else {
             this.stats.failed++;
-            if (!this.#closed) this.onFailed(this.link.clientId, err);
+            this.onFailed(this.link.clientId, err);
           }
           this.pump();
         });
@@ -118,13 +147,17 @@ export class Sink {
     }
   }
 
-  /** Close the client; returns how many accepted messages were never sent. */
+  /**
+   * Close the client (messages in flight get a moment to be acknowledged); returns how many accepted
+   * messages were never sent or never acknowledged.
+   */
   async close(): Promise<number> {
     this.#closed = true;
-    const unsent = this.#queue.length - this.#head + this.#inflight;
+    const waiting = this.#queue.length - this.#head;
     this.#queue = [];
     this.#head = 0;
     await this.link.close();
-    return unsent;
+    // QoS 1/2 that mqtt.js still held when the socket closed are not called back
+    return waiting + this.#lostAtClose + this.#unwritten + this.#inflight;
   }
 }

@@ -12,6 +12,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   RawClient,
+  RawServer,
   capturingLogger,
   connectClient,
   endClient,
@@ -358,6 +359,19 @@ describe('config errors stop start-up naming the file, the key and what was expe
     const t = bridgeToml('same', 'v4', '');
     await expect(broker(`${t}\n${t}`)).rejects.toThrow(/\[1\]\.name: expected a name no other enabled bridge has, got "same"/);
   });
+  it('a bad value elsewhere in a bridge never shows its password', async () => {
+    const err = await broker(bridgeToml('bad', 'v4', '', { password: '"hunter2-secret"', keepalive: '"soon"' })).catch((e: Error) => e);
+    expect(String(err)).toMatch(/\[0\]\.keepalive: expected a duration/);
+    expect(String(err)).not.toContain('hunter2-secret');
+  });
+  it('durations that would switch retrying or keep alive off by accident', async () => {
+    await expect(broker(bridgeToml('bad', 'v4', '', { reconnect_interval: '"0s"' }))).rejects.toThrow(/\[0\]\.reconnect_interval: expected a duration of at least 1ms/);
+    await expect(broker(bridgeToml('bad', 'v4', '', { connect_timeout: '0' }))).rejects.toThrow(/\[0\]\.connect_timeout: expected a duration of at least 1ms/);
+    await expect(broker(bridgeToml('bad', 'v4', '', { keepalive: '"500ms"' }))).rejects.toThrow(/\[0\]\.keepalive: expected 0 \(off\) or at least 1s/);
+  });
+  it('TLS files with a tcp:// server', async () => {
+    await expect(broker(bridgeToml('bad', 'v4', '', { root_cert: `"${pki.caPath}"` }))).rejects.toThrow(/\[0\]\.root_cert: expected a tls:\/\/ server for TLS files/);
+  });
   it('a TLS file that cannot be read', async () => {
     await expect(broker(bridgeToml('bad', 'v4', '', { root_cert: '"/nonexistent/root.pem"' }))).rejects.toThrow(/\[0\]\.root_cert: cannot read "\/nonexistent\/root\.pem"/);
   });
@@ -433,28 +447,59 @@ describe('a remote restart mid-stream (QoS 1, at least once within message_chann
   });
 });
 
-describe('a remote that stops reading', () => {
-  it('QoS 0: at most 64 messages wait in mqtt.js for the socket; the rest wait in the channel (no listener per message)', async () => {
-    const { createServer } = await import('node:net');
-    const server = createServer((socket) => {
-      const peer = RawClient.accept(socket, 4);
-      void peer.expect(1).then(() => {
-        peer.send({ type: 2, sessionPresent: false, reasonCode: 0, properties: {} });
-        // from now on nothing is read: the bridge's socket fills up
-        setTimeout(() => socket.pause(), 50);
-      });
-    });
-    server.listen(0, '127.0.0.1');
-    await new Promise<void>((r) => server.once('listening', () => r()));
-    const port = (server.address() as { port: number }).port;
+describe('at the wire (the test plays the remote broker)', () => {
+  const servers: RawServer[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((x) => x.close()));
+  });
+
+  async function remote(): Promise<RawServer> {
+    const server = await RawServer.start(4);
+    servers.push(server);
+    return server;
+  }
+
+  /** Accept the bridge's next connection and CONNACK it. */
+  async function accept(server: RawServer): Promise<RawClient> {
+    const p = await server.next();
+    await p.expect(1);
+    p.send({ type: 2, sessionPresent: false, reasonCode: 0, properties: {} });
+    return p;
+  }
+
+  it('a QoS 1 message whose PUBACK never came is sent again, DUP set, on the next connection', async () => {
+    const server = await remote();
+    const tag = uniqueId('dup');
+    const b = await broker(bridgeToml('dup', 'v4', entry(`${tag}/#`, `\${local.topic}`), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"100ms"' }));
+    const first = await accept(server);
+    await allConnected(b);
+    const local = await client(b.url());
+    await local.publishAsync(`${tag}/x`, 'must arrive', { qos: 1 });
+    const sent = await first.expect(3);
+    expect(sent).toMatchObject({ topic: `${tag}/x`, qos: 1, dup: false });
+    // the connection drops before the PUBACK
+    first.socket.destroy();
+    const second = await accept(server);
+    const again = await second.expect(3);
+    expect(again).toMatchObject({ topic: `${tag}/x`, qos: 1, dup: true, packetId: sent.packetId });
+    expect(again.payload.toString()).toBe('must arrive');
+    second.send({ type: 4, packetId: again.packetId!, reasonCode: 0, properties: {} });
+    await expect.poll(() => attrs(b).bridges[0]!.sent).toBe(1);
+    expect(attrs(b).bridges[0]!.in_flight).toBe(0);
+  });
+
+  it('QoS 0: at most 64 messages wait in mqtt.js for a full socket, the rest in the channel; after the connection drops, forwarding resumes', async () => {
+    const server = await remote();
     const warnings: string[] = [];
     const onWarning = (w: Error): void => void warnings.push(w.name);
     process.on('warning', onWarning);
     try {
       const tag = uniqueId('stuck');
-      const b = await broker(bridgeToml('stuck', 'v4', entry(`${tag}/#`, `\${local.topic}`), { server: `"tcp://127.0.0.1:${port}"` }));
+      const b = await broker(bridgeToml('stuck', 'v4', entry(`${tag}/#`, `\${local.topic}`), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"100ms"' }));
+      const stuck = await accept(server);
       await allConnected(b);
-      await new Promise((r) => setTimeout(r, 100));
+      // from now on nothing is read: the bridge's socket fills up
+      stuck.socket.pause();
       const local = await client(b.url());
       const payload = Buffer.alloc(2048, 7);
       for (let i = 0; i < 10_000; i++) local.publish(`${tag}/x`, payload, { qos: 0 });
@@ -468,9 +513,18 @@ describe('a remote that stops reading', () => {
       await local.subscribeAsync(`${tag}/#`, { qos: 1 });
       await local.publishAsync(`${tag}/still`, 'fine', { qos: 1 });
       expect((await rec.next()).payload.toString()).toBe('fine');
+      // the stuck connection drops; the next one reads: what waited, and what comes now, goes out
+      stuck.socket.destroy();
+      const fresh = await accept(server);
+      await local.publishAsync(`${tag}/after`, 'after', { qos: 0 });
+      for (;;) {
+        const p = await fresh.expect(3, 10_000);
+        if (p.qos > 0) fresh.send({ type: 4, packetId: p.packetId!, reasonCode: 0, properties: {} });
+        if (p.topic === `${tag}/after`) break;
+      }
+      await expect.poll(() => attrs(b).bridges[0]!.waiting).toBe(0);
     } finally {
       process.off('warning', onWarning);
-      server.close();
     }
   });
 });

@@ -9,7 +9,7 @@
  * load; any other filter by one client.
  */
 import { definePlugin, ReasonCode, type Message, type MessageProperties, type UserProperty } from '@rmqtt-ts/plugin-api';
-import { BridgeLink, bridgeClientId, mqttClientOptions, serverText, skipLevels, type MqttConnect, type MqttPublishPacket } from '@rmqtt-ts/plugin-api/bridge';
+import { BridgeLink, LogThrottle, bridgeClientId, mqttClientOptions, serverText, skipLevels, type MqttConnect, type MqttPublishPacket } from '@rmqtt-ts/plugin-api/bridge';
 import mqtt from 'mqtt';
 import { configSchema, parseBridges, type IngressBridge, type IngressConfig, type IngressEntry } from './config.js';
 
@@ -27,6 +27,9 @@ interface Source {
   /** QoS 2 packet ids routed and waiting for their PUBREL (a resent PUBLISH is not routed again). */
   awaitingRel: Set<number>;
   subscribed: boolean;
+  /** A refused subscription's next try. */
+  retry: ReturnType<typeof setTimeout> | undefined;
+  closed: boolean;
 }
 
 function localProperties(p: MqttPublishPacket['properties']): MessageProperties {
@@ -60,7 +63,7 @@ export default definePlugin<IngressConfig>({
     let sources: Source[] = [];
     let running = false;
     const stats = { received: 0, routed: 0, failed: 0 };
-    let failureLoggedAt = 0;
+    const failureLog = new LogThrottle();
 
     /** Publish one remote message here; resolves with the reason code for its PUBACK / PUBREC. */
     async function route(src: Source, packet: MqttPublishPacket): Promise<number> {
@@ -87,32 +90,44 @@ export default definePlugin<IngressConfig>({
       } catch (err) {
         stats.failed++;
         metrics.inc('bridge_ingress_mqtt.failed');
-        const now = Date.now();
-        if (now - failureLoggedAt >= 10_000) {
-          logger.warn({ client_id: src.link.clientId, topic: packet.topic, error: (err as Error).message }, 'bridged message could not be published here');
-          failureLoggedAt = now;
-        }
+        const count = failureLog.hit();
+        if (count > 0) logger.warn({ client_id: src.link.clientId, topic: packet.topic, error: (err as Error).message, failed: count }, 'bridged message could not be published here');
         return ReasonCode.ImplementationSpecificError;
       }
     }
 
+    /** Subscribe (again) on the remote; a refusal is logged and tried again after reconnect_interval. */
     function subscribe(src: Source): void {
       // MQTT 5: Retain As Published, so the retain flag of a live message passes (3.1.1 clears it [MQTT-3.3.1-9])
       const options = src.bridge.mqttVer === 5 ? { qos: src.entry.remoteQos, rap: true } : { qos: src.entry.remoteQos };
       src.link.client.subscribe(src.entry.remoteFilter, options, (err, granted) => {
         const code = granted?.[0]?.qos;
-        if (err !== null && err !== undefined) {
-          src.link.logger.warn({ client_id: src.link.clientId, filter: src.entry.remoteFilter, error: err.message }, 'remote subscription failed');
-        } else if (code !== undefined && code >= 0x80) {
-          src.link.logger.warn({ client_id: src.link.clientId, filter: src.entry.remoteFilter, reason_code: code }, 'remote broker refused the subscription');
-        } else {
+        if (err === null && (code === undefined || code < 0x80)) {
           src.subscribed = true;
+          return;
         }
+        const detail = { ...(err !== null && err !== undefined ? { error: err.message } : {}), ...(code !== undefined ? { reason_code: code } : {}) };
+        src.link.logger.warn({ client_id: src.link.clientId, filter: src.entry.remoteFilter, ...detail, retry_in_ms: src.bridge.reconnectInterval }, 'remote subscription refused or failed');
+        clearTimeout(src.retry);
+        src.retry = setTimeout(() => {
+          if (src.link.connected && !src.closed) subscribe(src);
+        }, src.bridge.reconnectInterval);
       });
     }
 
     function open(bridges: IngressBridge[]): Source[] {
       const out: Source[] = [];
+      try {
+        openInto(out, bridges);
+      } catch (err) {
+        // e.g. a TLS file that went away since the config was checked: close what was opened
+        void close(out);
+        throw err;
+      }
+      return out;
+    }
+
+    function openInto(out: Source[], bridges: IngressBridge[]): void {
       for (const bridge of bridges) {
         if (!bridge.enable) continue;
         const bridgeLogger = logger.child({ bridge: bridge.name, server: serverText(bridge.server) });
@@ -138,12 +153,15 @@ export default definePlugin<IngressConfig>({
               },
             };
             const link = new BridgeLink(connect, options, bridgeLogger, {
-              up: () => {
+              up: ({ sessionPresent }) => {
+                // a session the remote kept still has the subscription (subscribing again would bring
+                // its retained messages again)
+                if (sessionPresent && src.subscribed) return;
                 src.subscribed = false;
                 subscribe(src);
               },
             });
-            src = { bridge, index, entry, link, received: 0, awaitingRel: new Set(), subscribed: false };
+            src = { bridge, index, entry, link, received: 0, awaitingRel: new Set(), subscribed: false, retry: undefined, closed: false };
             // QoS 0 (and before MQTT 5, QoS 1 before its PUBACK and QoS 2 at its PUBREL, before PUBCOMP)
             const v5 = bridge.mqttVer === 5;
             link.client.handleMessage = (packet, callback) => {
@@ -158,10 +176,13 @@ export default definePlugin<IngressConfig>({
           }
         });
       }
-      return out;
     }
 
     async function close(list: Source[]): Promise<void> {
+      for (const s of list) {
+        s.closed = true;
+        clearTimeout(s.retry);
+      }
       await Promise.all(list.map((s) => s.link.close()));
     }
 

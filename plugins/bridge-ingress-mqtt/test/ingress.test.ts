@@ -4,9 +4,7 @@
  * 3.1.1 and 5, topic templates and skipped levels, QoS and retain mapping, message expiry, `$share`
  * remote filters spread over several clients, TLS, wrong credentials, RMQTT's file, hot stop/start.
  */
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -14,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { definePlugin, type AnyPluginDefinition } from '@rmqtt-ts/plugin-api';
 import {
   RawClient,
+  RawServer,
   capturingLogger,
   connectClient,
   endClient,
@@ -37,7 +36,7 @@ let mosq: MosquittoServer;
 const brokers: TestBroker[] = [];
 const clients: MqttClient[] = [];
 const dirs: string[] = [];
-const servers: Server[] = [];
+const rawServers: RawServer[] = [];
 
 beforeAll(async () => {
   pki = makePki();
@@ -46,9 +45,7 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
   await Promise.all(brokers.splice(0).map((b) => b.stop()));
-  for (const s of servers.splice(0)) {
-    s.close();
-  }
+  await Promise.all(rawServers.splice(0).map((s) => s.close()));
 });
 afterAll(async () => {
   await mosq?.destroy();
@@ -342,28 +339,15 @@ describe('a remote restart mid-stream', () => {
 });
 
 describe('acknowledgements, at the wire (the test plays the remote broker)', () => {
-  /** A remote broker played by the test: accepts the bridge's connection, CONNACKs and SUBACKs it. */
+  /** A remote broker played by the test; `peer()` accepts the bridge's connection, CONNACKs and SUBACKs it. */
   async function fakeRemote(version: 4 | 5): Promise<{ port: number; peer: () => Promise<RawClient>; accepted: () => Promise<RawClient> }> {
-    const server = createServer();
-    servers.push(server);
-    const peers: RawClient[] = [];
-    let wake: (() => void) | undefined;
-    server.on('connection', (socket) => {
-      peers.push(RawClient.accept(socket, version));
-      wake?.();
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const port = (server.address() as { port: number }).port;
-    const accepted = async (): Promise<RawClient> => {
-      while (peers.length === 0) await new Promise<void>((r) => (wake = r));
-      return peers.shift()!;
-    };
+    const server = await RawServer.start(version);
+    rawServers.push(server);
     return {
-      port,
-      accepted,
+      port: server.port,
+      accepted: () => server.next(),
       async peer() {
-        const p = await accepted();
+        const p = await server.next();
         const connect = await p.expect(1);
         expect(connect.clientId).toBe('edge:raw:ingress:1:0:0');
         expect(connect.protocolVersion).toBe(version);
@@ -496,5 +480,46 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
     await (await remote.accepted()).expect(1);
     await (await remote.accepted()).expect(1, 5000);
     await expect.poll(() => attrs(b).bridges[0]!.last_error ?? '').toMatch(/timeout/i);
+  });
+  it('a session the remote kept is not subscribed again; a new one is', async () => {
+    const server = await RawServer.start(4);
+    rawServers.push(server);
+    const b = await broker(bridgeToml('raw', 'v4', entry('cmd/#', '${remote.topic}'), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"100ms"', 'v4.clean_session': 'false' }));
+    const connectAndAnswer = async (sessionPresent: boolean): Promise<RawClient> => {
+      const p = await server.next();
+      await p.expect(1);
+      p.send({ type: 2, sessionPresent, reasonCode: 0, properties: {} });
+      return p;
+    };
+    const first = await connectAndAnswer(false);
+    const sub = await first.expect(8);
+    expect(sub.subscriptions.map((x) => x.filter)).toEqual(['cmd/#']);
+    first.send({ type: 9, packetId: sub.packetId, reasonCodes: [2], properties: {} });
+    await allSubscribed(b);
+    first.socket.destroy();
+    const second = await connectAndAnswer(true);
+    await expect(second.next(400)).rejects.toThrow(/no packet/);
+    second.socket.destroy();
+    const third = await connectAndAnswer(false);
+    expect((await third.expect(8)).subscriptions.map((x) => x.filter)).toEqual(['cmd/#']);
+  });
+
+  it('a refused subscription is logged and asked for again after reconnect_interval', async () => {
+    const server = await RawServer.start(4);
+    rawServers.push(server);
+    const cap = capturingLogger();
+    const b = await broker(bridgeToml('raw', 'v4', entry('cmd/#', '${remote.topic}'), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"200ms"' }), { logger: cap.logger });
+    const p = await server.next();
+    await p.expect(1);
+    p.send({ type: 2, sessionPresent: false, reasonCode: 0, properties: {} });
+    const refused = await p.expect(8);
+    p.send({ type: 9, packetId: refused.packetId, reasonCodes: [0x80], properties: {} });
+    const again = await p.expect(8, 3000);
+    expect(again.subscriptions.map((x) => x.filter)).toEqual(['cmd/#']);
+    p.send({ type: 9, packetId: again.packetId, reasonCodes: [1], properties: {} });
+    await allSubscribed(b);
+    const refusal = cap.lines.find((l) => l.msg === 'remote subscription refused or failed');
+    expect(refusal).toMatchObject({ client_id: 'edge:raw:ingress:1:0:0', filter: 'cmd/#', retry_in_ms: 200 });
+    expect(`${String(refusal?.['error'])} ${String(refusal?.['reason_code'])}`).toMatch(/Unspecified error|128/);
   });
 });

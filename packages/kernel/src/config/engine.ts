@@ -190,10 +190,14 @@ export class ConfigAssembly {
         this.problem('', missing[1] as string, 'missing (a table holding it was replaced by a single value)');
         continue;
       }
-      // A plugin's own format function: "key: message[: value was …]".
+      // A plugin's own format function: "key: message[: value was …]". A structured value (an array of
+      // tables) is not quoted back: it can be long and hold secrets, and the message names the part at fault.
       const m = /^([^\s:]+): (.*)$/.exec(line);
-      if (m !== null) this.problem(this.origins.get(m[1] as string) ?? 'schema default', m[1] as string, (m[2] as string).replace(/: value was /, ', got '));
-      else this.problem('', '', line);
+      if (m !== null) {
+        const [message = '', value] = (m[2] as string).split(/: value was (.*)$/s);
+        const shown = value === undefined || /^[[{]/.test(value) ? message : `${message}, got ${value}`;
+        this.problem(this.origins.get(m[1] as string) ?? 'schema default', m[1] as string, shown);
+      } else this.problem('', '', line);
     }
     for (const [key, { source, message }] of this.#unknown) this.problem(source, key, message);
   }

@@ -15,6 +15,12 @@ function isOnline(e: RouteEntry): boolean {
   return (e.target as Session).conn !== null;
 }
 
+/** For a bridged message: a shared group prefers online members that are not ingress bridge clients. */
+function isOnlineNotBridgeIngress(e: RouteEntry): boolean {
+  const s = e.target as Session;
+  return s.conn !== null && !s.bridgeIngress;
+}
+
 /** Origins whose messages No Local applies to: those published under a client id. */
 function noLocalApplies(msg: Message): boolean {
   const t = msg.from.type;
@@ -53,18 +59,18 @@ export class Dispatcher {
     let n = 0;
     if (direct.length === 1) {
       const e = direct[0] as KernelRoute;
-      if (this.#accepts(e, msg, publisher)) {
+      if (this.#accepts(e, msg, publisher, bridged)) {
         const o = e.options;
         e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
         recipients?.push(e.clientId);
         n++;
       }
     } else if (direct.length > 1) {
-      n += this.#dispatchMerged(direct, msg, publisher, cache, now, recipients);
+      n += this.#dispatchMerged(direct, msg, publisher, bridged, cache, now, recipients);
     }
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
-      const e = this.#k.selector.pick(g, msg, isOnline) as KernelRoute | undefined;
+      const e = this.#k.selector.pick(g, msg, bridged ? isOnlineNotBridgeIngress : isOnline) as KernelRoute | undefined;
       if (e === undefined || e.target.terminated || (e.deliverIf !== undefined && !e.deliverIf(msg.topic)) || (bridged && e.target.bridgeIngress)) continue;
       const o = e.options;
       e.target.out.deliver(msg, (msg.qos < o.qos ? msg.qos : o.qos) as QoS, o.retainAsPublished && msg.retain, e.subIds, cache, now);
@@ -74,16 +80,16 @@ export class Dispatcher {
     return n;
   }
 
-  #accepts(e: KernelRoute, msg: Message, publisher: string | undefined): boolean {
+  #accepts(e: KernelRoute, msg: Message, publisher: string | undefined, bridged: boolean): boolean {
     // [MQTT-3.8.3-3] No Local: not back to the publishing client
     if (e.options.noLocal && publisher === e.clientId) return false;
     if (e.deliverIf !== undefined && !e.deliverIf(msg.topic)) return false;
     // bridge origin: a bridged message never goes back out through an ingress bridge's client
-    if (e.target.bridgeIngress && msg.from.type === 'bridge') return false;
+    if (bridged && e.target.bridgeIngress) return false;
     return !e.target.terminated;
   }
 
-  #dispatchMerged(direct: readonly RouteEntry[], msg: Message, publisher: string | undefined, cache: EncodeCache, now: number, recipients: string[] | undefined): number {
+  #dispatchMerged(direct: readonly RouteEntry[], msg: Message, publisher: string | undefined, bridged: boolean, cache: EncodeCache, now: number, recipients: string[] | undefined): number {
     const seq = ++this.#seq;
     const list = this.#depth === 0 ? this.#scratch : [];
     this.#depth++;
@@ -91,7 +97,7 @@ export class Dispatcher {
       list.length = 0;
       for (let i = 0; i < direct.length; i++) {
         const e = direct[i] as KernelRoute;
-        if (!this.#accepts(e, msg, publisher)) continue;
+        if (!this.#accepts(e, msg, publisher, bridged)) continue;
         const s = e.target;
         const o = e.options;
         const q = (msg.qos < o.qos ? msg.qos : o.qos) as QoS;

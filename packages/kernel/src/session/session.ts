@@ -11,7 +11,7 @@ import type {
   SubscriptionOptions,
   WillInfo,
 } from '@rmqtt-ts/plugin-api';
-import { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER } from '@rmqtt-ts/plugin-api';
+import { bridgeOrigin } from '@rmqtt-ts/plugin-api';
 import type { ListenerConfig } from '../config/index.js';
 import type { Connection } from '../connection/connection.js';
 import { Outbound } from '../delivery/outbound.js';
@@ -105,8 +105,9 @@ export class Session {
 
   constructor(kernel: Kernel, connectInfo: ConnectInfo, listener: ListenerConfig, expiryInterval: number, now: number) {
     this.clientId = connectInfo.clientId;
-    this.bridgeEgress = connectInfo.clientId.includes(BRIDGE_EGRESS_MARKER);
-    this.bridgeIngress = connectInfo.clientId.includes(BRIDGE_INGRESS_MARKER);
+    const origin = bridgeOrigin(connectInfo.clientId);
+    this.bridgeEgress = origin === 'egress';
+    this.bridgeIngress = origin === 'ingress';
     this.connectInfo = connectInfo;
     this.listener = listener;
     this.expiryInterval = expiryInterval;

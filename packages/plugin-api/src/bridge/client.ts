@@ -9,6 +9,10 @@ import type { MqttClientOptions } from './connection.js';
 /** What the bridge uses of an mqtt.js MqttClient. */
 export interface MqttLikeClient {
   readonly connected: boolean;
+  /** QoS 1/2 messages (and PUBRELs) sent and not yet acknowledged, by message id. */
+  readonly outgoing: Record<number, unknown>;
+  once(event: 'outgoingEmpty', fn: () => void): unknown;
+  removeListener(event: 'outgoingEmpty', fn: () => void): unknown;
   on(event: 'connect', fn: (connack: { sessionPresent?: boolean; properties?: { receiveMaximum?: number; maximumPacketSize?: number } }) => void): unknown;
   on(event: 'close' | 'offline' | 'reconnect' | 'end', fn: () => void): unknown;
   on(event: 'error', fn: (err: Error) => void): unknown;
@@ -71,7 +75,7 @@ export class BridgeLink {
     connect: MqttConnect,
     options: MqttClientOptions & { customHandleAcks?: AckHandler },
     readonly logger: Logger,
-    handlers: { up?: (receiveMaximum: number | undefined) => void; down?: () => void } = {},
+    handlers: { up?: (connack: { receiveMaximum: number | undefined; sessionPresent: boolean }) => void; down?: () => void } = {},
   ) {
     this.clientId = options.clientId;
     const client = connect(options);
@@ -83,7 +87,7 @@ export class BridgeLink {
       this.lastError = undefined;
       this.#loggedError = undefined;
       logger.info({ client_id: this.clientId }, this.connects === 1 ? 'bridge connected' : 'bridge reconnected');
-      handlers.up?.(connack.properties?.receiveMaximum);
+      handlers.up?.({ receiveMaximum: connack.properties?.receiveMaximum, sessionPresent: connack.sessionPresent === true });
     });
     client.on('error', (err) => {
       this.failures++;
@@ -114,21 +118,44 @@ export class BridgeLink {
   }
 
   /**
-   * Disconnect cleanly (DISCONNECT: the remote does not publish the last will), giving messages in flight
-   * up to `graceMs` to be acknowledged; then, or when not connected, close at once.
+   * Close. Connected, it gives the messages in flight up to `graceMs` to be acknowledged and then
+   * disconnects cleanly (DISCONNECT: the remote does not publish the last will); messages still
+   * unacknowledged then, or no connection, and it closes the socket at once.
    */
   close(graceMs = 1000): Promise<void> {
     this.#closed = true;
+    const c = this.client;
     return new Promise((resolve) => {
-      if (!this.client.connected) {
-        this.client.end(true, () => resolve());
-        return;
-      }
-      const timer = setTimeout(() => this.client.end(true, () => resolve()), graceMs);
-      this.client.end(false, () => {
+      // mqtt.js's end() runs once: a second call only calls back
+      const end = (force: boolean): void => void c.end(force, () => resolve());
+      if (!c.connected) return end(true);
+      if (Object.keys(c.outgoing).length === 0) return end(false);
+      const onEmpty = (): void => {
         clearTimeout(timer);
-        resolve();
-      });
+        end(false);
+      };
+      const timer = setTimeout(() => {
+        c.removeListener('outgoingEmpty', onEmpty);
+        end(true);
+      }, graceMs);
+      c.once('outgoingEmpty', onEmpty);
     });
+  }
+}
+
+/** Lets a repeated warning out at most once per `everyMs`, with how many times it happened meanwhile. */
+export class LogThrottle {
+  #last = Number.NEGATIVE_INFINITY;
+  #count = 0;
+  constructor(readonly everyMs = 10_000) {}
+
+  /** Count one occurrence; returns how many to report now (0: stay quiet). */
+  hit(now = Date.now()): number {
+    this.#count++;
+    if (now - this.#last < this.everyMs) return 0;
+    const n = this.#count;
+    this.#count = 0;
+    this.#last = now;
+    return n;
   }
 }

@@ -142,9 +142,10 @@ export function parseConnection(r: TableReader, cwd: string): BridgeConnection {
     username: r.secret('username'),
     password: r.secret('password'),
     concurrentClientLimit: r.int('concurrent_client_limit', 1, 1000, 1),
-    connectTimeout: r.duration('connect_timeout', 20_000),
+    // 0 would mean "no timeout" or "never reconnect" to mqtt.js: a bridge always retries
+    connectTimeout: r.duration('connect_timeout', 20_000, 1),
     keepalive: Math.floor(r.duration('keepalive', 60_000) / 1000),
-    reconnectInterval: r.duration('reconnect_interval', 5_000),
+    reconnectInterval: r.duration('reconnect_interval', 5_000, 1),
     mqttVer,
     cleanStart: true,
     sessionExpiryInterval: 0,
@@ -153,7 +154,14 @@ export function parseConnection(r: TableReader, cwd: string): BridgeConnection {
     topicAliasMaximum: 0,
     lastWill: undefined,
   };
+  const keepaliveMs = r.duration('keepalive', 60_000);
+  if (keepaliveMs > 0 && keepaliveMs < 1000) r.fail('keepalive', '0 (off) or at least 1s (MQTT counts whole seconds)', r.raw('keepalive'));
   if (conn.keepalive > 65535) r.fail('keepalive', 'at most 65535 seconds', r.raw('keepalive'));
+  if (!conn.server.tls) {
+    for (const key of ['root_cert', 'client_cert', 'client_key'] as const) {
+      if (r.has(key) && r.raw(key) !== '') r.fail(key, 'a tls:// server for TLS files (server is tcp://)', r.raw(key));
+    }
+  }
   if ((conn.clientCert === undefined) !== (conn.clientKey === undefined)) {
     r.fail(conn.clientCert === undefined ? 'client_cert' : 'client_key', 'client_cert and client_key together', undefined);
   }
@@ -198,6 +206,8 @@ export interface MqttClientOptions {
   reconnectOnConnackError: boolean;
   resubscribe: boolean;
   queueQoSZero: boolean;
+  /** mqtt.js's store of QoS 1/2 messages sent and not yet acknowledged (default: its in-memory one). */
+  outgoingStore?: unknown;
   /** mqtt.js's debug logging: off (with it on, every packet costs a call into the debug package). */
   log: (...args: unknown[]) => void;
   properties?: { sessionExpiryInterval?: number; receiveMaximum?: number; maximumPacketSize?: number; topicAliasMaximum?: number };

@@ -5,6 +5,6 @@
  */
 export { TableReader, expandEnv } from './reader.js';
 export { CONNECTION_KEYS, mqttClientOptions, parseBridgeList, parseConnection, serverText, type BridgeConnection, type LastWill, type MqttClientOptions, type ServerAddress } from './connection.js';
-export { BridgeLink, type AckHandler, type MqttConnect, type MqttLikeClient, type MqttPublishOptions, type MqttPublishPacket } from './client.js';
+export { BridgeLink, LogThrottle, type AckHandler, type MqttConnect, type MqttLikeClient, type MqttPublishOptions, type MqttPublishPacket } from './client.js';
 export { skipLevels, topicTemplate, type TopicTemplate } from './topics.js';
-export { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER, bridgeClientId } from '../bridge-origin.js';
+export { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER, bridgeClientId, bridgeOrigin } from '../bridge-origin.js';

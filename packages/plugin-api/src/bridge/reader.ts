@@ -82,16 +82,19 @@ export class TableReader {
     return v;
   }
 
-  /** Milliseconds. */
-  duration(key: string, def: number): number {
+  /** Milliseconds; `min` (ms) refuses shorter ones, saying so. */
+  duration(key: string, def: number, min = 0): number {
     const v = this.raw(key);
     if (v === undefined) return def;
     if (typeof v !== 'string' && typeof v !== 'number') this.fail(key, 'a duration such as "20s"', v);
+    let ms: number;
     try {
-      return parseDuration(v);
+      ms = parseDuration(v);
     } catch (err) {
       throw new Error(`${this.at(key)}: ${(err as Error).message}`);
     }
+    if (ms < min) this.fail(key, `a duration of at least ${min >= 1000 ? `${min / 1000}s` : `${min}ms`}`, v);
+    return ms;
   }
 
   /** Bytes. */

@@ -23,10 +23,21 @@ export class ServerProcess {
     if (this.#child !== undefined) return;
     const child = spawn(this.command, [...this.args()], { stdio: 'ignore' });
     this.#child = child;
+    let failed: Error | undefined;
+    child.once('error', (err) => {
+      // no 'exit' need follow an 'error': forget the child here
+      failed = new Error(`${this.what} (${this.command}) could not be started: ${err.message}`);
+      if (this.#child === child) this.#child = undefined;
+    });
     child.once('exit', () => {
       if (this.#child === child) this.#child = undefined;
     });
-    for (const port of this.ports) await waitForPort(port, 10_000, this.what);
+    try {
+      for (const port of this.ports) await waitForPort(port, 10_000, this.what);
+    } catch (err) {
+      await this.stop('SIGKILL');
+      throw failed ?? err;
+    }
   }
 
   async stop(signal: NodeJS.Signals): Promise<void> {
