@@ -5,38 +5,29 @@
  * wire: what a client named as an egress bridge publishes is a bridged message, and bridged messages
  * are not delivered to a client named as an ingress bridge.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import egress from '@rmqtt-ts/plugin-bridge-egress-mqtt';
 import ingress from '@rmqtt-ts/plugin-bridge-ingress-mqtt';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { RawClient, connectClient, endClient, recorder, startBroker, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, bridgeTable, recorder, uniqueId, useTestScope, type TestBroker } from '@rmqtt-ts/testkit';
 
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-const dirs: string[] = [];
+const scope = useTestScope();
 
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.socket.destroy();
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+/** A raw client closed after the test. */
+function raw(...cs: RawClient[]): void {
+  for (const c of cs) scope.closeAfterEach({ close: () => c.socket.destroy() });
+}
 
 describe('bridge origin at the wire', () => {
   it('a PUBLISH from an ":egress:" client is a bridged message; bridged messages skip ":ingress:" clients, retained ones too', async () => {
-    const b = await startBroker({ plugins: [retainer] });
-    brokers.push(b);
+    const b = await scope.broker({ plugins: [retainer] });
     const { client: bridgeIn } = await RawClient.connect(b.port(), { clientId: 'cloud:link:ingress:2:0:0' });
     const { client: plain } = await RawClient.connect(b.port(), { clientId: uniqueId('plain') });
     const { client: bridgeOut } = await RawClient.connect(b.port(), { clientId: 'cloud:link:egress:2:0:0' });
-    raws.push(bridgeIn, plain, bridgeOut);
+    raw(bridgeIn, plain, bridgeOut);
     await bridgeIn.subscribe({ filter: 'o/#', qos: 1 });
     await plain.subscribe({ filter: 'o/#', qos: 1 });
     await bridgeOut.publish('o/bridged', 'from a bridge', { qos: 1, retain: true });
@@ -47,24 +38,23 @@ describe('bridge origin at the wire', () => {
     // a message from an ordinary client reaches the ingress bridge's client as any other subscriber
     await plain.send({ type: 4, packetId: got.packetId!, reasonCode: 0, properties: {} });
     const { client: other } = await RawClient.connect(b.port(), { clientId: uniqueId('other') });
-    raws.push(other);
+    raw(other);
     await other.publish('o/plain', 'ordinary', { qos: 1 });
     expect((await bridgeIn.expect(3)).topic).toBe('o/plain');
     // retained: a new ingress-bridge subscription does not get the bridged retained message
     const { client: lateIn } = await RawClient.connect(b.port(), { clientId: 'cloud:late:ingress:2:0:0' });
-    raws.push(lateIn);
+    raw(lateIn);
     await lateIn.subscribe({ filter: 'o/bridged', qos: 1 });
     await expect(lateIn.next(300)).rejects.toThrow(/no packet/);
   });
 
   it('an ordinary client id that merely contains ":ingress:" gets bridged messages; a shared group passes them to a member that is no ingress bridge', async () => {
-    const b = await startBroker({});
-    brokers.push(b);
+    const b = await scope.broker({});
     const { client: lookalike } = await RawClient.connect(b.port(), { clientId: 'plant:ingress:valve-7' });
     const { client: bridgeIn } = await RawClient.connect(b.port(), { clientId: 'cloud:link:ingress:2:0:0' });
     const { client: worker } = await RawClient.connect(b.port(), { clientId: uniqueId('worker') });
     const { client: bridgeOut } = await RawClient.connect(b.port(), { clientId: 'cloud:link:egress:2:0:0' });
-    raws.push(lookalike, bridgeIn, worker, bridgeOut);
+    raw(lookalike, bridgeIn, worker, bridgeOut);
     await lookalike.subscribe({ filter: 'p/#', qos: 0 });
     // the group: an ingress bridge client first (round robin would pick it) and an ordinary worker
     await bridgeIn.subscribe({ filter: '$share/g/p/#', qos: 0 });
@@ -88,25 +78,15 @@ interface Pair {
 
 /** Two brokers (node 1 and node 2) with both bridge plugins registered, not yet started. */
 async function pair(): Promise<Pair & { dirA: string; dirB: string }> {
-  const dirA = mkdtempSync(join(tmpdir(), 'rmqtt-bridge-a-'));
-  const dirB = mkdtempSync(join(tmpdir(), 'rmqtt-bridge-b-'));
-  dirs.push(dirA, dirB);
-  const a = await startBroker({ config: { 'node.id': 1 }, plugins: [egress, ingress, retainer], startups: ['retainer'], pluginsDir: dirA });
-  brokers.push(a);
-  const b = await startBroker({ config: { 'node.id': 2 }, plugins: [egress, ingress, retainer], startups: ['retainer'], pluginsDir: dirB });
-  brokers.push(b);
+  const dirA = scope.dir('rmqtt-bridge-a-');
+  const dirB = scope.dir('rmqtt-bridge-b-');
+  const a = await scope.broker({ config: { 'node.id': 1 }, plugins: [egress, ingress, retainer], startups: ['retainer'], pluginsDir: dirA });
+  const b = await scope.broker({ config: { 'node.id': 2 }, plugins: [egress, ingress, retainer], startups: ['retainer'], pluginsDir: dirB });
   return { a, b, dirA, dirB };
 }
 
-function bridge(kind: 'egress' | 'ingress', name: string, port: number, ver: 'v4' | 'v5', entries: string): string {
-  return `[[bridges]]
-enable = true
-name = "${name}"
-client_id_prefix = "n"
-server = "tcp://127.0.0.1:${port}"
-reconnect_interval = "200ms"
-mqtt_ver = "${ver}"
-${entries}`;
+function bridge(name: string, port: number, ver: 'v4' | 'v5', entries: string): string {
+  return bridgeTable({ name: `"${name}"`, client_id_prefix: '"n"', server: `"tcp://127.0.0.1:${port}"`, mqtt_ver: `"${ver}"` }, entries);
 }
 
 const egressEntry = (filter: string, topic: string): string => `[[bridges.entries]]\nlocal.topic_filter = "${filter}"\nremote.topic = "${topic}"\n`;
@@ -122,25 +102,22 @@ async function startBridge(broker: TestBroker, dir: string, kind: 'egress' | 'in
 }
 
 async function reader(b: TestBroker, filter: string, version: 4 | 5 = 4) {
-  const c = await connectClient(b.url(), { protocolVersion: version });
-  clients.push(c);
+  const c = await scope.client(b.url(), { protocolVersion: version });
   const rec = recorder(c);
   await c.subscribeAsync(filter, { qos: 2 });
   return rec;
 }
 
 async function writer(b: TestBroker, version: 4 | 5 = 4): Promise<MqttClient> {
-  const c = await connectClient(b.url(), { protocolVersion: version });
-  clients.push(c);
-  return c;
+  return scope.client(b.url(), { protocolVersion: version });
 }
 
 describe('two rmqtt-ts brokers', () => {
   for (const ver of ['v4', 'v5'] as const) {
     it(`egress A → B and ingress B → A at QoS 0, 1 and 2 (${ver})`, async () => {
       const { a, b, dirA } = await pair();
-      await startBridge(a, dirA, 'egress', bridge('egress', 'up', b.port(), ver, egressEntry('up/#', 'fromA/${local.topic}')));
-      await startBridge(a, dirA, 'ingress', bridge('ingress', 'down', b.port(), ver, ingressEntry('down/#', 'fromB/${remote.topic}')));
+      await startBridge(a, dirA, 'egress', bridge('up', b.port(), ver, egressEntry('up/#', 'fromA/${local.topic}')));
+      await startBridge(a, dirA, 'ingress', bridge('down', b.port(), ver, ingressEntry('down/#', 'fromB/${remote.topic}')));
       const v = ver === 'v5' ? 5 : 4;
       const atB = await reader(b, 'fromA/#', v);
       const atA = await reader(a, 'fromB/#', v);
@@ -178,8 +155,8 @@ describe('two rmqtt-ts brokers', () => {
 
   it('egress both ways on the same topics: no ping-pong', async () => {
     const p = await pair();
-    await startBridge(p.a, p.dirA, 'egress', bridge('egress', 'ab', p.b.port(), 'v5', egressEntry('t/#', '${local.topic}')));
-    await startBridge(p.b, p.dirB, 'egress', bridge('egress', 'ba', p.a.port(), 'v5', egressEntry('t/#', '${local.topic}')));
+    await startBridge(p.a, p.dirA, 'egress', bridge('ab', p.b.port(), 'v5', egressEntry('t/#', '${local.topic}')));
+    await startBridge(p.b, p.dirB, 'egress', bridge('ba', p.a.port(), 'v5', egressEntry('t/#', '${local.topic}')));
     await expectNoLoop(p, 't/egress-both');
     const attrsB = p.b.broker.control.plugin('bridge-egress-mqtt')!.attrs as { forwarded: number; skipped_bridged: number };
     expect(attrsB).toMatchObject({ forwarded: 0, skipped_bridged: 1 });
@@ -187,15 +164,15 @@ describe('two rmqtt-ts brokers', () => {
 
   it('ingress both ways on the same topics: no ping-pong', async () => {
     const p = await pair();
-    await startBridge(p.a, p.dirA, 'ingress', bridge('ingress', 'ab', p.b.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
-    await startBridge(p.b, p.dirB, 'ingress', bridge('ingress', 'ba', p.a.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
+    await startBridge(p.a, p.dirA, 'ingress', bridge('ab', p.b.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
+    await startBridge(p.b, p.dirB, 'ingress', bridge('ba', p.a.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
     await expectNoLoop(p, 't/ingress-both');
   });
 
   it('egress and ingress between the same two brokers on the same topics: no echo', async () => {
     const p = await pair();
-    await startBridge(p.a, p.dirA, 'egress', bridge('egress', 'out', p.b.port(), 'v4', egressEntry('t/#', '${local.topic}')));
-    await startBridge(p.a, p.dirA, 'ingress', bridge('ingress', 'in', p.b.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
+    await startBridge(p.a, p.dirA, 'egress', bridge('out', p.b.port(), 'v4', egressEntry('t/#', '${local.topic}')));
+    await startBridge(p.a, p.dirA, 'ingress', bridge('in', p.b.port(), 'v4', ingressEntry('t/#', '${remote.topic}')));
     await expectNoLoop(p, 't/mixed');
   });
 });

@@ -12,3 +12,4 @@ export { startRedis, startRedisCluster, type RedisCluster, type RedisServer } fr
 export { startMosquitto, type MosquittoOptions, type MosquittoServer } from './services/mosquitto.js';
 export { makePki, type Pki } from './services/pki.js';
 export { describeMessageStore, type MessageStoreFactory, type MessageStoreHandle } from './conformance/message-store.js';
+export { bridgeTable, tomlArrayTable, useTestScope, type TestScope } from './scope.js';

@@ -5,22 +5,20 @@
  * broker unaffected), the bounded channel on both sides of its capacity across a remote restart, and a
  * hot stop/start over the HTTP API.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   RawClient,
   RawServer,
+  bridgeTable,
   capturingLogger,
   connectClient,
   endClient,
   makePki,
   recorder,
-  startBroker,
   startMosquitto,
   uniqueId,
+  useTestScope,
   type MosquittoServer,
   type Pki,
   type TestBroker,
@@ -33,49 +31,29 @@ const RMQTT_EGRESS = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-bridge-
 
 let pki: Pki;
 let mosq: MosquittoServer;
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
+const scope = useTestScope();
 
 beforeAll(async () => {
   pki = makePki();
   mosq = await startMosquitto({ tls: pki, requireClientCert: true, users: { bridge: 'secret', reader: 'reader' } });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
 afterAll(async () => {
   await mosq?.destroy();
   pki?.remove();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function pluginsDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-egress-'));
-  dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
 
 async function broker(toml: string, options: { logger?: ReturnType<typeof capturingLogger>['logger']; api?: boolean; retain?: boolean } = {}): Promise<TestBroker> {
   const files: Record<string, string> = { 'rmqtt-bridge-egress-mqtt.toml': toml };
   if (options.api === true) files['rmqtt-http-api.toml'] = 'http_laddr = "127.0.0.1:0"\n';
-  const b = await startBroker({
+  return scope.broker({
     config: { 'node.id': 1 },
     plugins: [egress, ...(options.api === true ? [httpApi] : []), ...(options.retain === true ? [retainer] : [])],
-    pluginsDir: pluginsDir(files),
+    files,
     logger: options.logger,
   });
-  brokers.push(b);
-  return b;
 }
 
-async function client(url: string, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
-  const c = await connectClient(url, options);
-  clients.push(c);
-  return c;
-}
+const client = (url: string, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => scope.client(url, options);
 
 /** A reader on mosquitto subscribed to `filter`. */
 async function remoteReader(filter: string, options: Parameters<typeof connectClient>[1] = {}, qos: 0 | 1 | 2 = 2) {
@@ -102,21 +80,7 @@ async function allConnected(b: TestBroker): Promise<void> {
 
 /** A bridge table to the test mosquitto (plain TCP, user "bridge"); `keys` add or replace keys. */
 function bridgeToml(name: string, ver: 'v4' | 'v5', entries: string, keys: Record<string, string> = {}): string {
-  const all: Record<string, string> = {
-    enable: 'true',
-    name: `"${name}"`,
-    client_id_prefix: '"edge"',
-    server: `"tcp://127.0.0.1:${mosq.port}"`,
-    username: '"bridge"',
-    password: '"secret"',
-    concurrent_client_limit: '1',
-    connect_timeout: '"5s"',
-    keepalive: '"60s"',
-    reconnect_interval: '"200ms"',
-    mqtt_ver: `"${ver}"`,
-    ...keys,
-  };
-  return `[[bridges]]\n${Object.entries(all).map(([k, v]) => `${k} = ${v}`).join('\n')}\n${entries}`;
+  return bridgeTable({ name: `"${name}"`, server: `"tcp://127.0.0.1:${mosq.port}"`, username: '"bridge"', password: '"secret"', mqtt_ver: `"${ver}"`, ...keys }, entries);
 }
 
 function entry(filter: string, topic: string, more = ''): string {
@@ -390,7 +354,7 @@ describe('a remote restart mid-stream (QoS 1, at least once within message_chann
   async function durableReader(filter: string): Promise<{ payloads: () => Set<string>; count: () => number }> {
     const id = uniqueId('reader');
     const c = mqtt.connect(durable.url, { clientId: id, clean: false, reconnectPeriod: 100, connectTimeout: 2000 });
-    clients.push(c);
+    scope.endAfterEach(c);
     const got: string[] = [];
     c.on('message', (_t, payload) => got.push(payload.toString()));
     await new Promise<void>((resolve) => c.once('connect', () => resolve()));
@@ -448,15 +412,8 @@ describe('a remote restart mid-stream (QoS 1, at least once within message_chann
 });
 
 describe('at the wire (the test plays the remote broker)', () => {
-  const servers: RawServer[] = [];
-  afterEach(async () => {
-    await Promise.all(servers.splice(0).map((x) => x.close()));
-  });
-
   async function remote(): Promise<RawServer> {
-    const server = await RawServer.start(4);
-    servers.push(server);
-    return server;
+    return scope.closeAfterEach(await RawServer.start(4));
   }
 
   /** Accept the bridge's next connection and CONNACK it. */

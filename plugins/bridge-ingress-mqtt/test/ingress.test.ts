@@ -4,23 +4,22 @@
  * 3.1.1 and 5, topic templates and skipped levels, QoS and retain mapping, message expiry, `$share`
  * remote filters spread over several clients, TLS, wrong credentials, RMQTT's file, hot stop/start.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePlugin, type AnyPluginDefinition } from '@rmqtt-ts/plugin-api';
 import {
   RawClient,
   RawServer,
+  bridgeTable,
   capturingLogger,
   connectClient,
   endClient,
   makePki,
   recorder,
-  startBroker,
   startMosquitto,
   uniqueId,
+  useTestScope,
   type MosquittoServer,
   type Pki,
   type TestBroker,
@@ -33,46 +32,29 @@ const RMQTT_INGRESS = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-bridge
 
 let pki: Pki;
 let mosq: MosquittoServer;
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
-const rawServers: RawServer[] = [];
+const scope = useTestScope();
 
 beforeAll(async () => {
   pki = makePki();
   mosq = await startMosquitto({ tls: pki, requireClientCert: true, users: { bridge: 'secret', writer: 'writer' } });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-  await Promise.all(rawServers.splice(0).map((s) => s.close()));
-});
 afterAll(async () => {
   await mosq?.destroy();
   pki?.remove();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 async function broker(toml: string, options: { logger?: ReturnType<typeof capturingLogger>['logger']; plugins?: AnyPluginDefinition[]; api?: boolean } = {}): Promise<TestBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-ingress-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'rmqtt-bridge-ingress-mqtt.toml'), toml);
-  if (options.api === true) writeFileSync(join(dir, 'rmqtt-http-api.toml'), 'http_laddr = "127.0.0.1:0"\n');
-  const b = await startBroker({
+  const files: Record<string, string> = { 'rmqtt-bridge-ingress-mqtt.toml': toml };
+  if (options.api === true) files['rmqtt-http-api.toml'] = 'http_laddr = "127.0.0.1:0"\n';
+  return scope.broker({
     config: { 'node.id': 1 },
     plugins: [ingress, retainer, ...(options.api === true ? [httpApi] : []), ...(options.plugins ?? [])],
-    pluginsDir: dir,
+    files,
     logger: options.logger,
   });
-  brokers.push(b);
-  return b;
 }
 
-async function client(url: string, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
-  const c = await connectClient(url, options);
-  clients.push(c);
-  return c;
-}
+const client = (url: string, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> => scope.client(url, options);
 
 async function remoteWriter(options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
   return client(mosq.url, { username: 'writer', password: 'writer', ...options });
@@ -100,21 +82,7 @@ async function allSubscribed(b: TestBroker): Promise<void> {
 }
 
 function bridgeToml(name: string, ver: 'v4' | 'v5', entries: string, keys: Record<string, string> = {}): string {
-  const all: Record<string, string> = {
-    enable: 'true',
-    name: `"${name}"`,
-    client_id_prefix: '"edge"',
-    server: `"tcp://127.0.0.1:${mosq.port}"`,
-    username: '"bridge"',
-    password: '"secret"',
-    concurrent_client_limit: '1',
-    connect_timeout: '"5s"',
-    keepalive: '"60s"',
-    reconnect_interval: '"200ms"',
-    mqtt_ver: `"${ver}"`,
-    ...keys,
-  };
-  return `[[bridges]]\n${Object.entries(all).map(([k, v]) => `${k} = ${v}`).join('\n')}\n${entries}`;
+  return bridgeTable({ name: `"${name}"`, server: `"tcp://127.0.0.1:${mosq.port}"`, username: '"bridge"', password: '"secret"', mqtt_ver: `"${ver}"`, ...keys }, entries);
 }
 
 function entry(remoteTopic: string, localTopic: string, more = 'remote.qos = 2'): string {
@@ -197,7 +165,7 @@ describe('from mosquitto', () => {
       await expect.poll(() => attrs(b).routed).toBe(1);
       await new Promise((r) => setTimeout(r, 1500));
       const back = mqtt.connect(b.url(), { clientId: id, clean: false, reconnectPeriod: 0 });
-      clients.push(back);
+      scope.endAfterEach(back);
       const got: string[] = [];
       back.on('message', (_t, payload) => got.push(payload.toString()));
       await new Promise<void>((resolve) => back.once('connect', () => resolve()));
@@ -322,7 +290,7 @@ describe('a remote restart mid-stream', () => {
     await allSubscribed(b);
     const rec = await localReader(b, `r/${tag}/#`);
     const w = mqtt.connect(durable.url, { clientId: uniqueId('writer'), clean: false, reconnectPeriod: 100 });
-    clients.push(w);
+    scope.endAfterEach(w);
     await new Promise<void>((resolve) => w.once('connect', () => resolve()));
     const N = 200;
     const sent: Array<Promise<unknown>> = [];
@@ -342,7 +310,7 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
   /** A remote broker played by the test; `peer()` accepts the bridge's connection, CONNACKs and SUBACKs it. */
   async function fakeRemote(version: 4 | 5): Promise<{ port: number; peer: () => Promise<RawClient>; accepted: () => Promise<RawClient> }> {
     const server = await RawServer.start(version);
-    rawServers.push(server);
+    scope.closeAfterEach(server);
     return {
       port: server.port,
       accepted: () => server.next(),
@@ -483,7 +451,7 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
   });
   it('a session the remote kept is not subscribed again; a new one is', async () => {
     const server = await RawServer.start(4);
-    rawServers.push(server);
+    scope.closeAfterEach(server);
     const b = await broker(bridgeToml('raw', 'v4', entry('cmd/#', '${remote.topic}'), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"100ms"', 'v4.clean_session': 'false' }));
     const connectAndAnswer = async (sessionPresent: boolean): Promise<RawClient> => {
       const p = await server.next();
@@ -506,7 +474,7 @@ describe('acknowledgements, at the wire (the test plays the remote broker)', () 
 
   it('a refused subscription is logged and asked for again after reconnect_interval', async () => {
     const server = await RawServer.start(4);
-    rawServers.push(server);
+    scope.closeAfterEach(server);
     const cap = capturingLogger();
     const b = await broker(bridgeToml('raw', 'v4', entry('cmd/#', '${remote.topic}'), { server: `"tcp://127.0.0.1:${server.port}"`, reconnect_interval: '"200ms"' }), { logger: cap.logger });
     const p = await server.next();
