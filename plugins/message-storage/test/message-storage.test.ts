@@ -1,14 +1,15 @@
 /**
  * Message storage through the broker, at the wire: stored messages reach a later subscription once,
  * never a session that had them, never a shared group that took them; retained and expired messages
- * are not replayed; the embedded store keeps them across a restart.
+ * are not replayed; the embedded store keeps them across a restart; with Redis killed mid-operation the
+ * broker goes on and the writes land once Redis is back.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { RawClient, publishDone, startBroker, uniqueId, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, capturingLogger, publishDone, startBroker, startRedis, uniqueId, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
 import messageStorage from '../src/index.js';
 
 const RMQTT_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-message-storage.toml';
@@ -149,4 +150,40 @@ describe('storage types', () => {
     expect(b.broker.control.plugin('message-storage')?.attrs).toMatchObject({ storage: 'ram' });
     await expect(b.broker.control.stopPlugin('message-storage')).rejects.toThrow(/immutable/);
   });
+});
+
+describe('Redis away', () => {
+  it('storage.type = "redis" with Redis killed and restarted: publishes go on, the writes are retried and land, the replay after a restart has everything', async () => {
+    const redis = await startRedis();
+    try {
+      const dir = pluginsDir(`storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage"\nbackend_timeout = "2s"\n`);
+      const { logger, lines } = capturingLogger();
+      let b = await startBroker({ plugins: [messageStorage], pluginsDir: dir, logger });
+      brokers.push(b);
+      const pub = await client(b);
+      await publishDone(pub, 'm/a', 'before', { qos: 1 });
+      await redis.stop();
+      // acknowledged at once: stored messages are written behind
+      await publishDone(pub, 'm/b', 'during', { qos: 1 });
+      const attrs = (): Record<string, unknown> => b.broker.control.plugin('message-storage')!.attrs;
+      await expect.poll(() => attrs()['write_errors'] as number, { timeout: 5000 }).toBeGreaterThan(0);
+      expect(lines.some((l) => l.level === 50 && l.msg.includes('message storage: write failed'))).toBe(true);
+      // the broker serves meanwhile
+      const live = await client(b);
+      await live.subscribe({ filter: 'live/#', qos: 1 });
+      await publishDone(pub, 'live/x', 'fine', { qos: 1 });
+      expect((await live.expect(3)).payload.toString()).toBe('fine');
+      await redis.start();
+      await expect.poll(() => lines.some((l) => l.msg.includes('message storage: store is back')), { timeout: 15_000 }).toBe(true);
+      await b.stop();
+      brokers.splice(0);
+      b = await startBroker({ plugins: [messageStorage], pluginsDir: dir });
+      brokers.push(b);
+      const sub = await client(b);
+      await sub.subscribe({ filter: 'm/#', qos: 1 });
+      expect((await drain(sub)).map((p) => p.payload.toString())).toEqual(['before', 'during']);
+    } finally {
+      await redis.destroy();
+    }
+  }, 60_000);
 });
