@@ -3,15 +3,14 @@
  * clients, then loaded at run time over the HTTP API by its path and started and stopped there while
  * the broker runs.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
 import { request } from 'undici';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import httpApi from '@rmqtt-ts/plugin-http-api';
-import { connectClient, endClient, recorder, startBroker, subscribe, uniqueId, type TestBroker } from '@rmqtt-ts/testkit';
+import { recorder, subscribe, uniqueId, useTestScope, type TestBroker } from '@rmqtt-ts/testkit';
 import topicMetrics from '../src/index.js';
 
 /** The node id the expectations below name (the shipped config's; the built-in default is 0). */
@@ -19,29 +18,10 @@ const NODE_1 = { 'node.id': 1 };
 const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REPO_ROOT = join(PACKAGE_DIR, '..', '..');
 
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
+const scope = useTestScope();
 
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function pluginsDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-topic-metrics-'));
-  dirs.push(dir);
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
-
-async function client(b: TestBroker): Promise<MqttClient> {
-  const c = await connectClient(b.url(), { protocolVersion: 5 });
-  clients.push(c);
-  return c;
+function client(b: TestBroker): Promise<MqttClient> {
+  return scope.client(b.url(), { protocolVersion: 5 });
 }
 
 function counts(b: TestBroker): Record<string, number> {
@@ -50,8 +30,7 @@ function counts(b: TestBroker): Record<string, number> {
 
 describe('topic-metrics with the test kit', () => {
   it('counts messages under each filter and passes every message on', async () => {
-    const b = await startBroker({ config: NODE_1, plugins: [topicMetrics], pluginsDir: pluginsDir({ 'rmqtt-topic-metrics.toml': 'filters = ["sensors/#", "sensors/+/temp"]\n' }) });
-    brokers.push(b);
+    const b = await scope.broker({ config: NODE_1, plugins: [topicMetrics], files: { 'rmqtt-topic-metrics.toml': 'filters = ["sensors/#", "sensors/+/temp"]\n' } });
     const sub = await client(b);
     const rec = recorder(sub);
     await subscribe(sub, '#');
@@ -65,9 +44,8 @@ describe('topic-metrics with the test kit', () => {
   });
 
   it('a reload keeps the counts of the filters that stay', async () => {
-    const dir = pluginsDir({ 'rmqtt-topic-metrics.toml': 'filters = ["a/#", "b/#"]\n' });
-    const b = await startBroker({ config: NODE_1, plugins: [topicMetrics], pluginsDir: dir });
-    brokers.push(b);
+    const dir = scope.dir('rmqtt-topic-metrics-');
+    const b = await scope.broker({ config: NODE_1, plugins: [topicMetrics], pluginsDir: dir, files: { 'rmqtt-topic-metrics.toml': 'filters = ["a/#", "b/#"]\n' } });
     const pub = await client(b);
     await pub.publishAsync('a/1', 'x', { qos: 1 });
     await pub.publishAsync('b/1', 'x', { qos: 1 });
@@ -77,27 +55,24 @@ describe('topic-metrics with the test kit', () => {
   });
 
   it('a filter that is not a topic filter stops the start, naming the file and the key', async () => {
-    const dir = pluginsDir({ 'rmqtt-topic-metrics.toml': 'filters = ["a/#/b"]\n' });
-    await expect(startBroker({ config: NODE_1, plugins: [topicMetrics], pluginsDir: dir })).rejects.toThrow(/rmqtt-topic-metrics\.toml: filters/);
+    await expect(scope.broker({ config: NODE_1, plugins: [topicMetrics], files: { 'rmqtt-topic-metrics.toml': 'filters = ["a/#/b"]\n' } })).rejects.toThrow(/rmqtt-topic-metrics\.toml: filters/);
   });
 
   it('is found by its package name in node_modules', async () => {
     // the repository's test package depends on this example, as an application would
-    const b = await startBroker({ config: NODE_1, startups: ['rmqtt-ts-plugin-topic-metrics'], cwd: join(REPO_ROOT, 'test'), pluginsDir: pluginsDir({}) });
-    brokers.push(b);
+    const b = await scope.broker({ config: NODE_1, startups: ['rmqtt-ts-plugin-topic-metrics'], cwd: join(REPO_ROOT, 'test'), files: {} });
     expect(b.broker.control.plugin('topic-metrics')).toMatchObject({ active: true, packageName: 'rmqtt-ts-plugin-topic-metrics' });
   });
 });
 
 describe('topic-metrics over the HTTP API', () => {
   it('loaded by package name, stopped, and started again by path while clients keep exchanging messages', async () => {
-    const b = await startBroker({ config: NODE_1, 
+    const b = await scope.broker({ config: NODE_1,
       plugins: [httpApi],
       // an application directory whose node_modules holds the package (not started at boot)
       cwd: join(REPO_ROOT, 'test'),
-      pluginsDir: pluginsDir({ 'rmqtt-http-api.toml': 'http_laddr = "127.0.0.1:0"\n', 'rmqtt-topic-metrics.toml': 'filters = ["t/#"]\n' }),
+      files: { 'rmqtt-http-api.toml': 'http_laddr = "127.0.0.1:0"\n', 'rmqtt-topic-metrics.toml': 'filters = ["t/#"]\n' },
     });
-    brokers.push(b);
     const base = `http://${(b.broker.control.plugin('http-api')!.attrs as { http_laddr: string }).http_laddr}/api/v1/plugins/1`;
     const put = async (path: string): Promise<{ status: number; body: unknown }> => {
       const r = await request(`${base}/${path}`, { method: 'PUT' });

@@ -4,13 +4,12 @@
  * a deny (granted, denied topics never delivered, retained ones included), topic aliases, wills, and
  * names holding wildcards fed to %c/%u. [MQTT-3.9.3] SUBACK 0x80 / 0x87, [MQTT-3.4.2] PUBACK 0x87.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { RawClient, ping, publishDone, startBroker, uniqueId, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, ping, publishDone, uniqueId, useTestScope, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 import acl from '../src/index.js';
 
 const SHIPPED_ACL = fileURLToPath(new URL('../../../configs/plugins/rmqtt-acl.toml', import.meta.url));
@@ -19,29 +18,15 @@ const RMQTT_ACL = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-acl.toml';
 /** $exclusive/, $limit/n/, $delayed/n/ and topic aliases on, so that every way around a rule is open to try. */
 const LISTENER = { limit_subscription: true, delayed_publish: true, max_topic_aliases: 10 };
 
-const brokers: TestBroker[] = [];
+const scope = useTestScope();
+// raw clients go before the brokers stop: vitest runs after-hooks last-registered first
 const raws: RawClient[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const r of raws.splice(0)) r.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function aclDir(toml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-acl-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'rmqtt-acl.toml'), toml);
-  return dir;
-}
-
-async function broker(toml: string): Promise<TestBroker> {
-  const b = await startBroker({ plugins: [acl, retainer], pluginsDir: aclDir(toml), listeners: { 'tcp.external': LISTENER } });
-  brokers.push(b);
-  return b;
+function broker(toml: string): Promise<TestBroker> {
+  return scope.broker({ plugins: [acl, retainer], files: { 'rmqtt-acl.toml': toml }, listeners: { 'tcp.external': LISTENER } });
 }
 
 /** CONNECT from a chosen local address (127.0.0.2 is "not this machine" to the rules). */
@@ -257,9 +242,8 @@ rules = [
 
 describe('at run time', () => {
   it('a reload replaces the rules; a bad file is refused and the running rules stay', async () => {
-    const dir = aclDir('rules = [["deny", "all", "subscribe", ["a/#"]], ["allow", "all"]]\n');
-    const b = await startBroker({ plugins: [acl], pluginsDir: dir, listeners: { 'tcp.external': LISTENER } });
-    brokers.push(b);
+    const dir = scope.dir('rmqtt-acl-');
+    const b = await scope.broker({ plugins: [acl], pluginsDir: dir, files: { 'rmqtt-acl.toml': 'rules = [["deny", "all", "subscribe", ["a/#"]], ["allow", "all"]]\n' }, listeners: { 'tcp.external': LISTENER } });
     const c = await connected(b, '127.0.0.2', { protocolVersion: 5 });
     expect(await subackOf(c, 'a/1')).toBe(0x87);
     writeFileSync(join(dir, 'rmqtt-acl.toml'), 'rules = [["deny", "all", "subscribe", ["b/#"]], ["allow", "all"]]\n');

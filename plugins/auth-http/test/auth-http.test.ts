@@ -3,14 +3,12 @@
  * JSON, are slow, time out, answer 500 or refuse connections; MQTT clients on raw packets.
  */
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import aclPlugin from '@rmqtt-ts/plugin-acl';
-import { RawClient, publishDone, startBroker, uniqueId, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, publishDone, uniqueId, useTestScope, type RawConnectOptions, type TestBroker } from '@rmqtt-ts/testkit';
 import authHttp, { fill, readAnswer } from '../src/index.js';
 
 const RMQTT_AUTH_HTTP = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-auth-http.toml';
@@ -62,31 +60,24 @@ class TestServer {
   }
 }
 
-const brokers: TestBroker[] = [];
-const raws: RawClient[] = [];
-const dirs: string[] = [];
 let server: TestServer;
 
 beforeAll(async () => {
   server = await new TestServer().start();
 });
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
+// vitest runs after-hooks last-registered first: raw clients destroyed, brokers stopped (the scope), then the server reset
+afterEach(() => {
   server.seen.length = 0;
   server.handler = (_s, res) => res.end('allow');
 });
 afterAll(async () => {
   await server.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function dir(files: Record<string, string>): string {
-  const d = mkdtempSync(join(tmpdir(), 'rmqtt-auth-http-'));
-  dirs.push(d);
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(d, name), text);
-  return d;
-}
+const scope = useTestScope();
+const raws: RawClient[] = [];
+afterEach(() => {
+  for (const r of raws.splice(0)) r.destroy();
+});
 
 const AUTH = (url: string, method = 'post', contentType = 'application/x-www-form-urlencoded'): string => `
 http_auth_req.url = "${url}/mqtt/auth"
@@ -105,9 +96,7 @@ async function broker(authToml: string, options: { acl?: string; listener?: Reco
   const files: Record<string, string> = { 'rmqtt-auth-http.toml': authToml };
   if (options.acl !== undefined) files['rmqtt-acl.toml'] = options.acl;
   const plugins = options.acl !== undefined ? [authHttp, aclPlugin] : [authHttp];
-  const b = await startBroker({ plugins, pluginsDir: dir(files), listeners: { 'tcp.external': { allow_anonymous: false, ...options.listener } } });
-  brokers.push(b);
-  return b;
+  return scope.broker({ plugins, files, listeners: { 'tcp.external': { allow_anonymous: false, ...options.listener } } });
 }
 
 async function connect(b: TestBroker, options: RawConnectOptions = {}): Promise<{ c: RawClient; code: number }> {

@@ -4,39 +4,31 @@
  * are not replayed; the embedded store keeps them across a restart; with Redis killed mid-operation the
  * broker goes on and the writes land once Redis is back.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import retainer from '@rmqtt-ts/plugin-retainer';
-import { RawClient, capturingLogger, publishDone, startBroker, startRedis, uniqueId, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, capturingLogger, publishDone, startRedis, uniqueId, useTestScope, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
 import messageStorage from '../src/index.js';
 
 const RMQTT_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-message-storage.toml';
 
-const dirs: string[] = [];
-const brokers: TestBroker[] = [];
+const scope = useTestScope();
+// raw clients go before the brokers stop: vitest runs after-hooks last-registered first
 const clients: RawClient[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const c of clients.splice(0)) c.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 function pluginsDir(toml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-message-storage-'));
-  dirs.push(dir);
+  const dir = scope.dir('rmqtt-message-storage-');
   writeFileSync(join(dir, 'rmqtt-message-storage.toml'), toml.replaceAll('{dir}', dir));
   return dir;
 }
 
-async function broker(dir: string, withRetainer = false): Promise<TestBroker> {
-  const b = await startBroker({ plugins: withRetainer ? [messageStorage, retainer] : [messageStorage], pluginsDir: dir });
-  brokers.push(b);
-  return b;
+/** A broker stopped after the test (stopping it earlier, to restart, is fine: Broker.stop runs once). */
+function broker(dir: string, withRetainer = false): Promise<TestBroker> {
+  return scope.broker({ plugins: withRetainer ? [messageStorage, retainer] : [messageStorage], pluginsDir: dir });
 }
 
 async function client(b: TestBroker, clientId = uniqueId('c')): Promise<RawClient> {
@@ -133,7 +125,6 @@ describe('storage types', () => {
     await publishDone(pub, 'k/1', 'survives', { qos: 1 });
     expect(topicsOf(await drain(had))).toEqual(['k/1']);
     await b.stop();
-    brokers.splice(0);
     b = await broker(dir);
     const sub = await client(b);
     await sub.subscribe({ filter: 'k/#', qos: 1 });
@@ -142,8 +133,7 @@ describe('storage types', () => {
   });
 
   it("is immutable; RMQTT's rmqtt-message-storage.toml is accepted unchanged", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rmqtt-message-rmqtt-'));
-    dirs.push(dir);
+    const dir = scope.dir('rmqtt-message-rmqtt-');
     mkdirSync(join(dir, 'p'));
     writeFileSync(join(dir, 'p', 'rmqtt-message-storage.toml'), readFileSync(RMQTT_TOML));
     const b = await broker(join(dir, 'p'));
@@ -158,8 +148,7 @@ describe('Redis away', () => {
     try {
       const dir = pluginsDir(`storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage"\nbackend_timeout = "2s"\n`);
       const { logger, lines } = capturingLogger();
-      let b = await startBroker({ plugins: [messageStorage], pluginsDir: dir, logger });
-      brokers.push(b);
+      let b = await scope.broker({ plugins: [messageStorage], pluginsDir: dir, logger });
       const pub = await client(b);
       await publishDone(pub, 'm/a', 'before', { qos: 1 });
       await redis.stop();
@@ -176,9 +165,7 @@ describe('Redis away', () => {
       await redis.start();
       await expect.poll(() => lines.some((l) => l.msg.includes('message storage: store is back')), { timeout: 15_000 }).toBe(true);
       await b.stop();
-      brokers.splice(0);
-      b = await startBroker({ plugins: [messageStorage], pluginsDir: dir });
-      brokers.push(b);
+      b = await scope.broker({ plugins: [messageStorage], pluginsDir: dir });
       const sub = await client(b);
       await sub.subscribe({ filter: 'm/#', qos: 1 });
       expect((await drain(sub)).map((p) => p.payload.toString())).toEqual(['before', 'during']);

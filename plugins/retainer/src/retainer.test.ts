@@ -1,9 +1,8 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { DeadlineScheduler, RawClient, connectClient, describeRetainStore, endClient, recorder, startBroker, testLogger, type Packet, type TestBroker } from '@rmqtt-ts/testkit';
+import { DeadlineScheduler, RawClient, describeRetainStore, recorder, testLogger, useTestScope, type Packet, type TestBroker } from '@rmqtt-ts/testkit';
 // the plugin package does not depend on the kernel (only on the plugin API); its scheduler is what the broker hands plugins
 import retainer, { RamRetainStore } from './index.js';
 
@@ -25,39 +24,26 @@ describeRetainStore('ram', async () => {
 
 // ---------- through a broker ----------
 
-const brokers: TestBroker[] = [];
-const mqttClients: MqttClient[] = [];
+const scope = useTestScope();
+// raw clients go before the scope's clients and brokers: vitest runs after-hooks last-registered first
 const rawClients: RawClient[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const r of rawClients.splice(0)) r.destroy();
-  await Promise.all(mqttClients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** A plugins dir holding rmqtt-retainer.toml with the given text. */
 function pluginsDir(toml?: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retainer-'));
-  dirs.push(dir);
+  const dir = scope.dir('rmqtt-retainer-');
   if (toml !== undefined) writeFileSync(join(dir, 'rmqtt-retainer.toml'), toml);
   return dir;
 }
 
-async function broker(toml?: string): Promise<TestBroker> {
-  const b = await startBroker({ plugins: [retainer], pluginsDir: pluginsDir(toml) });
-  brokers.push(b);
-  return b;
+function broker(toml?: string): Promise<TestBroker> {
+  return scope.broker({ plugins: [retainer], pluginsDir: pluginsDir(toml) });
 }
 
-async function client(b: TestBroker, protocolVersion: 4 | 5 = 5): Promise<MqttClient> {
-  const c = await connectClient(b.url(), { protocolVersion });
-  mqttClients.push(c);
-  return c;
+function client(b: TestBroker, protocolVersion: 4 | 5 = 5): Promise<MqttClient> {
+  return scope.client(b.url(), { protocolVersion });
 }
 
 /** Retain a message (QoS 1, so the broker has handled it when this resolves). */
@@ -218,8 +204,7 @@ describe('retainer through a broker', () => {
   it('loads RMQTT’s own rmqtt-retainer.toml unchanged', async () => {
     const dir = pluginsDir();
     copyFileSync(RMQTT_RETAINER_TOML, join(dir, 'rmqtt-retainer.toml'));
-    const b = await startBroker({ plugins: [retainer], pluginsDir: dir });
-    brokers.push(b);
+    const b = await scope.broker({ plugins: [retainer], pluginsDir: dir });
     expect(b.broker.control.plugin('retainer')?.state).toBe('started');
     expect(b.broker.control.pluginConfig('retainer')).toEqual({
       storage: {
@@ -241,8 +226,7 @@ describe('retainer through a broker', () => {
 
   it('reload applies new limits at run time', async () => {
     const dir = pluginsDir('max_payload_size = "1KB"\n');
-    const b = await startBroker({ plugins: [retainer], pluginsDir: dir });
-    brokers.push(b);
+    const b = await scope.broker({ plugins: [retainer], pluginsDir: dir });
     const pub = await client(b);
     writeFileSync(join(dir, 'rmqtt-retainer.toml'), 'max_payload_size = "4B"\n');
     await b.broker.control.reloadPlugin('retainer');
@@ -255,7 +239,7 @@ describe('retainer through a broker', () => {
   it('a bad value in rmqtt-retainer.toml stops start-up with ERR_CONFIG naming the file and key', async () => {
     let err: { code?: string; message: string } | undefined;
     try {
-      brokers.push(await broker('max_retained_messages = -3\n'));
+      await broker('max_retained_messages = -3\n');
     } catch (e) {
       err = e as { code?: string; message: string };
     }

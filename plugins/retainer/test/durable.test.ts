@@ -1,22 +1,21 @@
 /** The retainer's durable types: the RetainStore suite over LMDB and Redis, and a broker restart. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { openStorage, type StorageConfig } from '@rmqtt-ts/plugin-api/storage';
-import { DeadlineScheduler, RawClient, capturingLogger, describeRetainStore, publishDone, startBroker, startRedis, testLogger, type TestBroker } from '@rmqtt-ts/testkit';
+import { DeadlineScheduler, RawClient, capturingLogger, describeRetainStore, publishDone, startRedis, testLogger, useTestScope, type TestBroker } from '@rmqtt-ts/testkit';
 import retainer, { DurableRetainStore, drivers } from '../src/index.js';
 
 const LIMITS = { maxMessages: 0, maxPayloadSize: 1024 * 1024, ttl: 0 };
 const cleanups: Array<() => Promise<void> | void> = [];
-const brokers: TestBroker[] = [];
-const clients: RawClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
 afterAll(async () => {
   for (const c of cleanups) await c();
+});
+const scope = useTestScope();
+// raw clients go before the brokers stop: vitest runs after-hooks last-registered first
+const clients: RawClient[] = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.destroy();
 });
 
 let prefixes = 0;
@@ -58,8 +57,7 @@ function durable(type: 'sled' | 'redis', where: () => Promise<string>) {
 describeRetainStore(
   'lmdb',
   durable('sled', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-conf-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = scope.dir('rmqtt-retain-conf-');
     return join(dir, 'db');
   }),
 );
@@ -77,14 +75,10 @@ describeRetainStore(
 );
 
 it('retained messages survive a broker restart with storage.type = "sled"', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-sled-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scope.dir('rmqtt-retain-sled-');
   writeFileSync(join(dir, 'rmqtt-retainer.toml'), `storage.type = "sled"\nstorage.sled.path = "${dir}/data/{node}"\n`);
-  const start = async (): Promise<TestBroker> => {
-    const b = await startBroker({ plugins: [retainer], pluginsDir: dir });
-    brokers.push(b);
-    return b;
-  };
+  // stopped after the test; stopping the first one earlier, to restart, is fine: Broker.stop runs once
+  const start = (): Promise<TestBroker> => scope.broker({ plugins: [retainer], pluginsDir: dir });
   let b = await start();
   let { client } = await RawClient.connect(b.port(), { protocolVersion: 5 });
   clients.push(client);
@@ -92,7 +86,6 @@ it('retained messages survive a broker restart with storage.type = "sled"', asyn
   await publishDone(client, 'r/b', 'B', { qos: 1, retain: true });
   await publishDone(client, 'r/b', '', { qos: 1, retain: true });
   await b.stop();
-  brokers.splice(0);
   b = await start();
   ({ client } = await RawClient.connect(b.port(), { protocolVersion: 5 }));
   clients.push(client);
@@ -106,12 +99,10 @@ it('retained messages survive a broker restart with storage.type = "sled"', asyn
 it('storage.type = "redis" with Redis killed and restarted: retained publishes go on, the writes are retried and land', async () => {
   const redis = await startRedis();
   cleanups.push(() => redis.destroy());
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-retain-redis-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scope.dir('rmqtt-retain-redis-');
   writeFileSync(join(dir, 'rmqtt-retainer.toml'), `storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage"\nbackend_timeout = "2s"\n`);
   const { logger, lines } = capturingLogger();
-  let b = await startBroker({ plugins: [retainer], pluginsDir: dir, logger });
-  brokers.push(b);
+  let b = await scope.broker({ plugins: [retainer], pluginsDir: dir, logger });
   let { client } = await RawClient.connect(b.port(), { protocolVersion: 5 });
   clients.push(client);
   await publishDone(client, 'o/a', 'A', { qos: 1, retain: true });
@@ -128,9 +119,7 @@ it('storage.type = "redis" with Redis killed and restarted: retained publishes g
   while (!lines.some((l) => l.msg.includes('retained messages: store is back')) && Date.now() < back) await new Promise((r) => setTimeout(r, 50));
   expect(lines.some((l) => l.msg.includes('retained messages: store is back'))).toBe(true);
   await b.stop();
-  brokers.splice(0);
-  b = await startBroker({ plugins: [retainer], pluginsDir: dir });
-  brokers.push(b);
+  b = await scope.broker({ plugins: [retainer], pluginsDir: dir });
   ({ client } = await RawClient.connect(b.port(), { protocolVersion: 5 }));
   clients.push(client);
   await client.subscribe({ filter: 'o/#', qos: 1 });

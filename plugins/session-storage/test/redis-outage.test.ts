@@ -4,25 +4,20 @@
  * written, reports the outage in its log and metrics, and catches up when Redis is back — nothing it
  * acknowledged is lost, across a broker restart too.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { RawClient, capturingLogger, ping, publishDone, startBroker, startRedis, uniqueId, type RedisServer, type TestBroker } from '@rmqtt-ts/testkit';
+import { RawClient, capturingLogger, ping, publishDone, startRedis, uniqueId, useTestScope, type RedisServer, type TestBroker } from '@rmqtt-ts/testkit';
 import sessionStorage from '../src/index.js';
 
-const dirs: string[] = [];
-const brokers: TestBroker[] = [];
-const clients: RawClient[] = [];
 let redis: RedisServer | undefined;
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
 afterAll(async () => {
   await redis?.destroy();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const scope = useTestScope();
+// raw clients go before the brokers stop: vitest runs after-hooks last-registered first
+const clients: RawClient[] = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.destroy();
 });
 
 async function connect(b: TestBroker, clientId: string, persistent: boolean): Promise<{ c: RawClient; present: boolean }> {
@@ -38,12 +33,14 @@ async function connect(b: TestBroker, clientId: string, persistent: boolean): Pr
 
 it('Redis stopped and started again: serving goes on, acknowledgements wait, the outage is reported, nothing acknowledged is lost', async () => {
   redis = await startRedis();
-  const plugins = mkdtempSync(join(tmpdir(), 'rmqtt-session-redis-'));
-  dirs.push(plugins);
-  writeFileSync(join(plugins, 'rmqtt-session-storage.toml'), `storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage-{node}"\nbackend_timeout = "2s"\n`);
+  const plugins = scope.dir('rmqtt-session-redis-');
   const { logger, lines } = capturingLogger();
-  let b = await startBroker({ plugins: [sessionStorage], pluginsDir: plugins, logger });
-  brokers.push(b);
+  let b = await scope.broker({
+    plugins: [sessionStorage],
+    pluginsDir: plugins,
+    files: { 'rmqtt-session-storage.toml': `storage.type = "redis"\nstorage.redis.url = "${redis.url}"\nstorage.redis.prefix = "outage-{node}"\nbackend_timeout = "2s"\n` },
+    logger,
+  });
 
   const keeper = uniqueId('keeper');
   const k = await connect(b, keeper, true);
@@ -78,10 +75,9 @@ it('Redis stopped and started again: serving goes on, acknowledgements wait, the
   expect(lines.some((l) => l.msg.includes('session store is back'))).toBe(true);
 
   // a restart over the same Redis: the persistent session gets everything, in order
+  // stopped here and again after the test: Broker.stop runs once
   await b.stop();
-  brokers.splice(0);
-  b = await startBroker({ plugins: [sessionStorage], pluginsDir: plugins });
-  brokers.push(b);
+  b = await scope.broker({ plugins: [sessionStorage], pluginsDir: plugins });
   const back = await connect(b, keeper, true);
   expect(back.present).toBe(true);
   const got: string[] = [];

@@ -4,31 +4,24 @@
  * a store that cannot be read stops start-up and is left as it was.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { RawClient, publishDone, startBroker, uniqueId, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient, publishDone, uniqueId, useTestScope, type PacketOf, type TestBroker } from '@rmqtt-ts/testkit';
 import sessionStorage from '../src/index.js';
 
 const RMQTT_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-session-storage.toml';
 
-const dirs: string[] = [];
-const brokers: TestBroker[] = [];
+const scope = useTestScope();
+// raw clients go before the brokers stop: vitest runs after-hooks last-registered first
 const clients: RawClient[] = [];
-
-afterEach(async () => {
+afterEach(() => {
   for (const c of clients.splice(0)) c.destroy();
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** A plugins dir whose session storage lives in a fresh temporary directory. */
 function storageDir(extra = ''): { plugins: string; data: string } {
-  const root = mkdtempSync(join(tmpdir(), 'rmqtt-session-storage-'));
-  dirs.push(root);
+  const root = scope.dir('rmqtt-session-storage-');
   const plugins = join(root, 'plugins');
   mkdirSync(plugins);
   const data = join(root, 'data');
@@ -36,16 +29,14 @@ function storageDir(extra = ''): { plugins: string; data: string } {
   return { plugins, data };
 }
 
-async function broker(pluginsDir: string): Promise<TestBroker> {
-  const b = await startBroker({ plugins: [sessionStorage], pluginsDir });
-  brokers.push(b);
-  return b;
+/** A broker stopped after the test (stopping it earlier, to restart, is fine: Broker.stop runs once). */
+function broker(pluginsDir: string): Promise<TestBroker> {
+  return scope.broker({ plugins: [sessionStorage], pluginsDir });
 }
 
 /** Stop the broker (as a restart would) and start another over the same store. */
 async function restart(b: TestBroker, pluginsDir: string): Promise<TestBroker> {
   await b.stop();
-  brokers.splice(brokers.indexOf(b), 1);
   return broker(pluginsDir);
 }
 
@@ -185,7 +176,6 @@ describe('sessions survive a restart', () => {
     const clean = await connect(b, uniqueId('clean'), { clean: true, expiry: 0 });
     await clean.c.subscribe({ filter: 'clean/#', qos: 1 });
     await b.stop();
-    brokers.splice(brokers.indexOf(b), 1);
     await new Promise((r) => setTimeout(r, 1200));
     b = await broker(plugins);
     // the expired one may come back for a moment as an offline session past its deadline: it ends at once
@@ -205,8 +195,7 @@ describe('configuration and failures', () => {
   });
 
   it("RMQTT's rmqtt-session-storage.toml is accepted unchanged (its sled path moved by the environment)", async () => {
-    const root = mkdtempSync(join(tmpdir(), 'rmqtt-session-rmqtt-'));
-    dirs.push(root);
+    const root = scope.dir('rmqtt-session-rmqtt-');
     const plugins = join(root, 'plugins');
     mkdirSync(plugins);
     writeFileSync(join(plugins, 'rmqtt-session-storage.toml'), readFileSync(RMQTT_TOML));
@@ -226,7 +215,6 @@ describe('configuration and failures', () => {
     const { c } = await connect(b, uniqueId('keep'));
     await c.subscribe({ filter: 'k/#', qos: 1 });
     await b.stop();
-    brokers.splice(0);
     const dir = join(data, String(b.broker.nodeId));
     // both meta pages and the first data pages overwritten
     writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(64 * 1024, 0xab));
@@ -245,7 +233,6 @@ describe('configuration and failures', () => {
       await c.subscribe({ filter: `k/${i}/#`, qos: 1 });
     }
     await b.stop();
-    brokers.splice(0);
     const file = join(data, String(b.broker.nodeId), 'data.mdb');
     const bytes = readFileSync(file);
     // everything after the two meta pages
@@ -261,7 +248,6 @@ describe('configuration and failures', () => {
     const b = await broker(plugins);
     await expect(broker(plugins)).rejects.toThrow(new RegExp(`in use by process ${process.pid}`));
     await b.stop();
-    brokers.splice(0);
     // a lock file whose process is gone (as after kill -9)
     writeFileSync(join(data, String(b.broker.nodeId), 'rmqtt.lock'), '999999\n');
     await broker(plugins);

@@ -1,44 +1,27 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { connectClient, endClient, startBroker, type TestBroker } from '@rmqtt-ts/testkit';
+import { useTestScope, type TestBroker } from '@rmqtt-ts/testkit';
 import sharedSubscription from './index.js';
 
 const RMQTT_SHARED_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-shared-subscription.toml';
 const FILE = 'rmqtt-shared-subscription.toml';
 
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const scope = useTestScope();
 
 function pluginsDir(toml?: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-shared-'));
-  dirs.push(dir);
+  const dir = scope.dir('rmqtt-shared-');
   if (toml !== undefined) writeFileSync(join(dir, FILE), toml);
   return dir;
 }
 
-async function broker(dir: string): Promise<TestBroker> {
-  const b = await startBroker({ plugins: [sharedSubscription], pluginsDir: dir });
-  brokers.push(b);
-  return b;
+function broker(dir: string): Promise<TestBroker> {
+  return scope.broker({ plugins: [sharedSubscription], pluginsDir: dir });
 }
 
-async function client(b: TestBroker, clientId: string): Promise<MqttClient> {
-  const c = await connectClient(b.url(), { protocolVersion: 5, clientId });
-  clients.push(c);
-  return c;
+function client(b: TestBroker, clientId: string): Promise<MqttClient> {
+  return scope.client(b.url(), { protocolVersion: 5, clientId });
 }
 
 /**

@@ -2,44 +2,26 @@
  * $SYS topics through a broker, read by real MQTT clients: each event's payload field by field, the
  * periodic stats and metrics, publish_qos, publish_interval, message_expiry_interval, and stop/start.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { connectClient, endClient, recorder, startBroker, subscribe, uniqueId, type Received, type TestBroker } from '@rmqtt-ts/testkit';
+import { describe, expect, it } from 'vitest';
+import { connectClient, endClient, recorder, subscribe, uniqueId, useTestScope, type Received, type TestBroker } from '@rmqtt-ts/testkit';
 import sysTopic, { eventTime, topicLevel } from './index.js';
 
 /** The node id the expectations below name (the shipped config's; the built-in default is 0). */
 const NODE_1 = { 'node.id': 1 };
 const RMQTT_SYS_TOPIC_TOML = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-sys-topic.toml';
 
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
+const scope = useTestScope();
 
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
-});
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function broker(toml = ''): Promise<TestBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-sys-topic-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'rmqtt-sys-topic.toml'), toml);
-  const b = await startBroker({ config: NODE_1, plugins: [sysTopic], pluginsDir: dir });
-  brokers.push(b);
-  return b;
+function broker(toml = ''): Promise<TestBroker> {
+  return scope.broker({ config: NODE_1, plugins: [sysTopic], files: { 'rmqtt-sys-topic.toml': toml } });
 }
 
-async function client(b: TestBroker, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
-  const c = await connectClient(b.url(), options);
-  clients.push(c);
-  return c;
+function client(b: TestBroker, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
+  return scope.client(b.url(), options);
 }
 
 /**
@@ -47,8 +29,7 @@ async function client(b: TestBroker, options: Parameters<typeof connectClient>[1
  * it (in the same read) are recorded too.
  */
 async function resume(b: TestBroker, options: IClientOptions): Promise<ReturnType<typeof recorder>> {
-  const c = mqtt.connect(b.url(), { reconnectPeriod: 0, ...options });
-  clients.push(c);
+  const c = scope.endAfterEach(mqtt.connect(b.url(), { reconnectPeriod: 0, ...options }));
   const rec = recorder(c);
   await new Promise<void>((resolve, reject) => {
     c.once('connect', () => resolve());
@@ -69,8 +50,9 @@ const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$/;
 describe('sys-topic events', () => {
   it('clients/{id}/connected and …/disconnected (3.1.1: clean_session)', async () => {
     const b = await broker();
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/clients/#', { qos: 1 });
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/clients/#', { qos: 1 });
     const id = uniqueId('c4');
     const before = Date.now();
     const c = await connectClient(b.url(), { clientId: id, protocolVersion: 4, username: 'bob', keepalive: 25 });
@@ -106,8 +88,9 @@ describe('sys-topic events', () => {
 
   it('a v5 client is reported with clean_start, and a missing username as "undefined"', async () => {
     const b = await broker();
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/clients/+/connected');
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/clients/+/connected');
     const id = uniqueId('c5');
     await client(b, { clientId: id, protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 30 } });
     const { body } = await jsonOn(watch, `$SYS/brokers/1/clients/${id}/connected`);
@@ -117,8 +100,9 @@ describe('sys-topic events', () => {
 
   it('session/{id}/created, subscribed, unsubscribed and terminated', async () => {
     const b = await broker();
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/session/#');
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/session/#');
     const id = uniqueId('sess');
     const c = await connectClient(b.url(), { clientId: id, protocolVersion: 5 });
     const created = await jsonOn(watch, `$SYS/brokers/1/session/${id}/created`);
@@ -152,8 +136,9 @@ describe('sys-topic events', () => {
 
   it('a client id with /, +, # or % stays one topic level', async () => {
     const b = await broker();
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/clients/+/connected');
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/clients/+/connected');
     const id = `${uniqueId('odd')}/x+y#z%w`;
     await client(b, { clientId: id, protocolVersion: 5 });
     const encoded = topicLevel(id);
@@ -167,8 +152,9 @@ describe('sys-topic events', () => {
 describe('sys-topic periodic messages and config', () => {
   it('stats and metrics every publish_interval at publish_qos', async () => {
     const b = await broker('publish_interval = "1s"\npublish_qos = 0\n');
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, ['$SYS/brokers/1/stats', '$SYS/brokers/1/metrics'], { qos: 1 });
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, ['$SYS/brokers/1/stats', '$SYS/brokers/1/metrics'], { qos: 1 });
     const stats = await jsonOn(watch, '$SYS/brokers/1/stats');
     expect(stats.m.packet.qos).toBe(0);
     expect(stats.body['connections.count']).toBeGreaterThanOrEqual(1);
@@ -212,8 +198,9 @@ describe('sys-topic periodic messages and config', () => {
 
   it('stopped, nothing is published; started again, events flow', async () => {
     const b = await broker();
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/clients/+/connected');
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/clients/+/connected');
     expect(await b.broker.control.stopPlugin('sys-topic')).toBe(true);
     const quiet = uniqueId('quiet');
     await endClient(await connectClient(b.url(), { clientId: quiet }));
@@ -226,13 +213,12 @@ describe('sys-topic periodic messages and config', () => {
   });
 
   it('a reload changes publish_qos at once', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rmqtt-sys-topic-'));
-    dirs.push(dir);
+    const dir = scope.dir('rmqtt-sys-topic-');
     writeFileSync(join(dir, 'rmqtt-sys-topic.toml'), 'publish_qos = 0\n');
-    const b = await startBroker({ config: NODE_1, plugins: [sysTopic], pluginsDir: dir });
-    brokers.push(b);
-    const watch = recorder(await client(b, { protocolVersion: 5 }));
-    await subscribe(clients[0]!, '$SYS/brokers/1/clients/+/connected', { qos: 2 });
+    const b = await scope.broker({ config: NODE_1, plugins: [sysTopic], pluginsDir: dir });
+    const watcher = await client(b, { protocolVersion: 5 });
+    const watch = recorder(watcher);
+    await subscribe(watcher, '$SYS/brokers/1/clients/+/connected', { qos: 2 });
     const a = uniqueId('q0');
     await client(b, { clientId: a });
     expect((await jsonOn(watch, `$SYS/brokers/1/clients/${a}/connected`)).m.packet.qos).toBe(0);

@@ -4,14 +4,13 @@
  * receiver that never slows MQTT, overflow counted, a denied publish never sent.
  */
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectClient, denyPublishTo, endClient, recorder, startBroker, subscribe, uniqueId, type TestBroker, type TestBrokerOptions } from '@rmqtt-ts/testkit';
+import { connectClient, denyPublishTo, endClient, recorder, subscribe, uniqueId, useTestScope, type TestBroker, type TestBrokerOptions } from '@rmqtt-ts/testkit';
 import webHook, { EVENTS } from '../src/index.js';
 
 const RMQTT_WEB_HOOK = '/work/shared/reference/rmqtt-configs/plugins/rmqtt-web-hook.toml';
@@ -59,44 +58,33 @@ class Receiver {
   }
 }
 
-const brokers: TestBroker[] = [];
-const clients: MqttClient[] = [];
-const dirs: string[] = [];
 let rx: Receiver;
 
 beforeAll(async () => {
   rx = await new Receiver().start();
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => endClient(c, true)));
-  await Promise.all(brokers.splice(0).map((b) => b.stop()));
+// vitest runs after-hooks last-registered first: the scope's (clients ended, brokers stopped) before this reset
+afterEach(() => {
   rx.bodies.length = 0;
   rx.attempts = 0;
   rx.answer = (_b, res) => res.end('ok');
 });
 afterAll(async () => {
   await rx.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+const scope = useTestScope();
 
 const ALL_RULES = EVENTS
   .map((e) => `rule.${e} = [{ action = "${e}" }]`)
   .join('\n');
 
-async function broker(toml: string, extra: { plugins?: TestBrokerOptions['plugins'] } = {}): Promise<TestBroker> {
-  const dir = mkdtempSync(join(tmpdir(), 'rmqtt-web-hook-'));
-  dirs.push(dir);
-  writeFileSync(join(dir, 'rmqtt-web-hook.toml'), toml);
+function broker(toml: string, extra: { plugins?: TestBrokerOptions['plugins'] } = {}): Promise<TestBroker> {
   const plugins = [webHook, ...(extra.plugins ?? [])];
-  const b = await startBroker({ config: { 'node.id': 1 }, plugins, pluginsDir: dir });
-  brokers.push(b);
-  return b;
+  return scope.broker({ config: { 'node.id': 1 }, plugins, files: { 'rmqtt-web-hook.toml': toml } });
 }
 
-async function client(b: TestBroker, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
-  const c = await connectClient(b.url(), options);
-  clients.push(c);
-  return c;
+function client(b: TestBroker, options: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
+  return scope.client(b.url(), options);
 }
 
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$/;
@@ -178,8 +166,7 @@ describe('event bodies', () => {
 
 describe('rules', () => {
   it('topics filter message events; a rule may have its own urls and action', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rmqtt-web-hook-file-'));
-    dirs.push(dir);
+    const dir = scope.dir('rmqtt-web-hook-file-');
     const file = join(dir, 'sub', 'hook.log');
     const b = await broker(
       `urls = ["${rx.url}"]\nrule.message_publish = [{ action = "pub_a", topics = ["a/#"] }, { action = "pub_file", urls = ["file://${file}"] }]\n`,
