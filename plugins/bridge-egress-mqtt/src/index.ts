@@ -70,8 +70,8 @@ export default definePlugin<EgressConfig>({
     const stats = { forwarded: 0, dropped: 0, skipped_bridged: 0 };
     const dropLog = new LogThrottle();
     const failureLog = new LogThrottle();
-    /** Set while a reload swaps the clients: messages then are dropped (and counted). */
-    let reloading = false;
+    /** While a reload swaps the clients, the old routes: messages for them are dropped (and counted). */
+    let reloading: Route[] | undefined;
 
     function dropped(why: string, detail: Record<string, unknown> = {}, n = 1): void {
       stats.dropped += n;
@@ -120,13 +120,13 @@ export default definePlugin<EgressConfig>({
     }
 
     function forward(message: Message): void {
-      if (reloading) {
-        dropped('reloading');
-        return;
-      }
       if (message.from.type === 'bridge') {
         // bridge origin: it came over a bridge, it does not go out over one
         stats.skipped_bridged++;
+        return;
+      }
+      if (reloading !== undefined) {
+        for (const r of reloading) if (topicMatches(r.entry.filter, message.topic)) dropped('reloading', { bridge: r.bridge.name, entry: r.index });
         return;
       }
       const now = Date.now();
@@ -172,7 +172,7 @@ export default definePlugin<EgressConfig>({
         ctx.hooks.on(
           'message.publish',
           (message) => {
-            if (routes.length > 0 || reloading) forward(message);
+            if (routes.length > 0 || reloading !== undefined) forward(message);
             return message;
           },
           { priority: -1000 },
@@ -195,12 +195,12 @@ export default definePlugin<EgressConfig>({
         const bridges = parseBridges(next.bridges);
         const old = routes;
         routes = [];
-        reloading = running;
+        if (running) reloading = old;
         try {
           await close(old, 'config reloaded');
           if (running) routes = open(bridges);
         } finally {
-          reloading = false;
+          reloading = undefined;
         }
       },
       attrs() {

@@ -512,4 +512,22 @@ describe('hot stop and start over the HTTP API', () => {
     expect((await rec.next(5000)).payload.toString()).toBe('after');
     expect(rec.messages.map((m) => m.payload.toString())).toEqual(['before', 'after']);
   });
+
+  it('a config reload over the HTTP API applies the new mapping (the clients are replaced)', async () => {
+    const tag = uniqueId('reload');
+    const b = await broker(bridgeToml('reload', 'v4', entry(`${tag}/#`, `old/\${local.topic}`)), { api: true });
+    await allConnected(b);
+    const { rec } = await remoteReader(`+/${tag}/#`);
+    const local = await client(b.url());
+    await local.publishAsync(`${tag}/1`, 'one', { qos: 1 });
+    expect((await rec.next(5000)).topic).toBe(`old/${tag}/1`);
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    writeFileSync(join(b.broker.config.plugins.dir, 'rmqtt-bridge-egress-mqtt.toml'), bridgeToml('reload', 'v5', entry(`${tag}/#`, `new/\${local.topic}`)));
+    expect((await api(b, '/plugins/1/bridge-egress-mqtt/config/reload')).status).toBe(200);
+    await allConnected(b);
+    await local.publishAsync(`${tag}/2`, 'two', { qos: 1 });
+    expect((await rec.next(5000)).topic).toBe(`new/${tag}/2`);
+    expect(rec.messages.map((m) => m.topic)).toEqual([`old/${tag}/1`, `new/${tag}/2`]);
+  });
 });

@@ -265,6 +265,26 @@ describe('from mosquitto', () => {
     expect((await rec.next(5000)).payload.toString()).toBe('after');
     expect(rec.messages.map((m) => m.payload.toString())).toEqual(['before', 'after']);
   });
+
+  it('a config reload over the HTTP API subscribes what the new file says', async () => {
+    const tag = uniqueId('reload');
+    const b = await broker(bridgeToml('reload', 'v4', entry(`a/${tag}/#`, `\${remote.topic}`)), { api: true });
+    await allSubscribed(b);
+    const rec = await localReader(b, `+/${tag}/#`);
+    const w = await remoteWriter();
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    writeFileSync(join(b.broker.config.plugins.dir, 'rmqtt-bridge-ingress-mqtt.toml'), bridgeToml('reload', 'v4', entry(`b/${tag}/#`, `\${remote.topic}`)));
+    const a = b.broker.control.plugin('http-api')!.attrs as { http_laddr: string };
+    expect((await fetch(`http://${a.http_laddr}/api/v1/plugins/1/bridge-ingress-mqtt/config/reload`, { method: 'PUT' })).status).toBe(200);
+    await allSubscribed(b);
+    expect(attrs(b).bridges.map((x) => x.remote_topic)).toEqual([`b/${tag}/#`]);
+    await w.publishAsync(`a/${tag}/1`, 'old', { qos: 1 });
+    await w.publishAsync(`b/${tag}/1`, 'new', { qos: 1 });
+    expect((await rec.next(5000)).topic).toBe(`b/${tag}/1`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(rec.messages.map((m) => m.topic)).toEqual([`b/${tag}/1`]);
+  });
 });
 
 describe('a remote restart mid-stream', () => {
