@@ -58,12 +58,6 @@ export interface BridgeConnection {
   lastWill: LastWill | undefined;
 }
 
-/** The keys read here; a bridge table may have these and its own direction's keys. */
-export const CONNECTION_KEYS = [
-  'enable', 'name', 'client_id_prefix', 'server', 'root_cert', 'client_cert', 'client_key', 'username', 'password',
-  'concurrent_client_limit', 'connect_timeout', 'keepalive', 'reconnect_interval', 'mqtt_ver', 'v4', 'v5',
-] as const;
-
 function parseServer(r: TableReader): ServerAddress {
   const text = r.string('server');
   const expected = 'an address such as "tcp://127.0.0.1:1883" or "tls://broker.example.com:8883"';

@@ -4,7 +4,7 @@
  * topic mapping (templates, skipped levels). The MQTT client itself (mqtt.js) is handed in by the plugin.
  */
 export { TableReader, expandEnv } from './reader.js';
-export { CONNECTION_KEYS, mqttClientOptions, parseBridgeList, parseConnection, serverText, type BridgeConnection, type LastWill, type MqttClientOptions, type ServerAddress } from './connection.js';
+export { mqttClientOptions, parseBridgeList, parseConnection, serverText, type BridgeConnection, type LastWill, type MqttClientOptions, type ServerAddress } from './connection.js';
 export { BridgeLink, LogThrottle, type AckHandler, type MqttConnect, type MqttLikeClient, type MqttPublishOptions, type MqttPublishPacket } from './client.js';
 export { skipLevels, topicTemplate, type TopicTemplate } from './topics.js';
 export { BRIDGE_EGRESS_MARKER, BRIDGE_INGRESS_MARKER, bridgeClientId, bridgeOrigin } from '../bridge-origin.js';
